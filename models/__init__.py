@@ -1,0 +1,1 @@
+"""Model code: feature config, tf.Transform preprocessing, Keras model and training."""

@@ -1,0 +1,34 @@
+"""Reads Transform's materialized examples as batched `tf.data` datasets."""
+
+from __future__ import annotations
+
+from typing import List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+
+def input_fn(file_pattern: List[str],
+             data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput,
+             label_key: str,
+             batch_size: int,
+             shuffle: bool = True) -> tf.data.Dataset:
+  """Returns (features, label) batches of transformed examples, repeated.
+
+  Args:
+    file_pattern: Files of transformed tf.Examples.
+    data_accessor: TFX accessor that turns files into datasets.
+    tf_transform_output: Wraps the Transform graph and transformed schema.
+    label_key: Transformed label feature.
+    batch_size: Global batch size (per-replica batch x replicas).
+    shuffle: Shuffle examples; off for evaluation datasets.
+  """
+  return data_accessor.tf_dataset_factory(
+      file_pattern,
+      tfxio.TensorFlowDatasetOptions(
+          batch_size=batch_size, label_key=label_key, shuffle=shuffle),
+      tf_transform_output.transformed_metadata.schema).prefetch(
+          tf.data.AUTOTUNE)

@@ -1,0 +1,44 @@
+"""The project's one Keras decision: tf-keras (Keras 2), not Keras 3.
+
+TF 2.16 ships Keras 3 as `tf.keras` by default, but the TFX 1.16 family
+(tf.Transform's `TransformFeaturesLayer`, TFMA's model loading) is built on
+Keras 2. Setting `TF_USE_LEGACY_KERAS=1` before TensorFlow is imported makes
+`tf.keras` resolve to the `tf_keras` package everywhere in the process and in
+the Beam worker processes it starts.
+
+Entry points (runners, tests, the container image) call `select_keras()` or
+set the variable; library code only checks the choice with
+`require_legacy_keras()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ENV_VAR = 'TF_USE_LEGACY_KERAS'
+ENV_VALUE = '1'
+
+
+def select_keras() -> None:
+  """Selects tf-keras for this process and its children.
+
+  Raises:
+    RuntimeError: TensorFlow was already imported with another choice, so the
+      setting can no longer take effect.
+  """
+  if os.environ.get(ENV_VAR) != ENV_VALUE and 'tensorflow' in sys.modules:
+    raise RuntimeError(
+        f'TensorFlow was imported before {ENV_VAR}={ENV_VALUE} was set; '
+        'call models.keras_choice.select_keras() before importing TensorFlow.')
+  os.environ[ENV_VAR] = ENV_VALUE
+
+
+def require_legacy_keras() -> None:
+  """Fails with a clear message when `tf.keras` is not tf-keras."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.keras.__name__.startswith('tf_keras'):
+    raise RuntimeError(
+        f'tf.keras is {tf.keras.__name__}, but this project needs tf-keras. '
+        f'Set {ENV_VAR}={ENV_VALUE} before TensorFlow is imported (the '
+        'runners and `make` do this).')

@@ -1,0 +1,149 @@
+"""tf.Transform `preprocessing_fn`: raw columns in, model-ready tensors out.
+
+Which column gets which treatment comes from the `DatasetSpec` passed in
+`custom_config`, so the same function serves any tabular CSV. Missing values
+are never silently turned into plausible real ones: numeric columns are
+imputed with the training mean *and* get an explicit `<name>_missing_xf`
+indicator, categorical columns map a missing value to its own token, and
+bucketized columns get a dedicated "missing" bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Mapping, Tuple, Union
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+Tensor = Union[tf.Tensor, tf.SparseTensor]
+
+
+def preprocessing_fn(inputs: Mapping[str, Tensor],
+                     custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
+  """Transforms raw features; see the module docstring for the rules.
+
+  Args:
+    inputs: Raw tensors keyed by column. Columns the schema marks as always
+      present arrive dense with shape [batch, 1]; optional ones arrive as
+      SparseTensors.
+    custom_config: Must hold `dataset`, a `DatasetSpec.to_dict()`.
+
+  Returns:
+    Transformed tensors, each of shape [batch], keyed by `<name>_xf`.
+  """
+  spec = features.DatasetSpec.from_dict(custom_config['dataset'])
+  missing_columns = sorted(set(spec.feature_columns) - set(inputs))
+  if missing_columns:
+    raise ValueError(
+        f'Dataset {spec.name!r}: columns {missing_columns} are configured as '
+        'features but absent from the schema. Add them to the schema or remove '
+        'them from the DatasetSpec.')
+  outputs: Dict[str, tf.Tensor] = {}
+
+  # Heavy-tailed non-negative amounts: log1p tames the tail (fares go up to
+  # several hundred dollars) before z-scoring.
+  for key in spec.log_features:
+    _add_numeric(outputs, key, inputs[key], log_scale=True)
+  for key in spec.numeric_features:
+    _add_numeric(outputs, key, inputs[key], log_scale=False)
+
+  # Coordinates relate to the label through neighbourhoods, not linearly, so
+  # they are cut into quantile buckets that the model embeds.
+  for key in spec.bucket_features:
+    value, missing = _densify(inputs[key], default=0.0)
+    boundaries = tft.quantiles(_present_values(inputs[key], tf.float32),
+                               spec.num_buckets, epsilon=0.01)
+    buckets = tft.apply_buckets(tf.cast(value, tf.float32), boundaries)
+    outputs[features.transformed_name(key)] = tf.where(
+        missing > 0, tf.cast(spec.num_buckets, tf.int64), buckets)
+
+  # Periodic values: sin/cos keep 23h next to 0h. A missing value maps to the
+  # origin, which no real value can reach.
+  for key, period in spec.cyclical_features:
+    value, missing = _densify(inputs[key], default=0)
+    angle = 2.0 * math.pi * tf.cast(value, tf.float32) / float(period)
+    present = 1.0 - missing
+    outputs[features.transformed_name(key + '_sin')] = tf.sin(angle) * present
+    outputs[features.transformed_name(key + '_cos')] = tf.cos(angle) * present
+
+  # Vocabularies are named after their feature so the files are easy to find
+  # in the Transform output. top_k bounds the size for high-cardinality
+  # columns; OOV buckets absorb values first seen at serving time.
+  for key in spec.categorical_features + spec.integer_categorical_features:
+    value, _ = _densify(inputs[key], default=features.MISSING_TOKEN)
+    outputs[features.transformed_name(key)] = (
+        tft.compute_and_apply_vocabulary(
+            value,
+            top_k=spec.vocab_top_k,
+            num_oov_buckets=spec.oov_buckets,
+            vocab_filename=key))
+
+  label, _ = _densify(inputs[spec.label_key], default=0)
+  outputs[spec.transformed_label_key] = _binary_label(
+      label, spec.label_positive_values)
+  return outputs
+
+
+def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
+                 log_scale: bool) -> None:
+  """Adds a z-scored numeric feature and, when it can be absent, its flag."""
+  value, missing = _densify(raw, default=0.0)
+  value = tf.cast(value, tf.float32)
+  present = _present_values(raw, tf.float32)
+  if log_scale:
+    value = tf.math.log1p(tf.maximum(value, 0.0))
+    present = tf.math.log1p(tf.maximum(present, 0.0))
+  mean = tft.mean(present)
+  std = tf.sqrt(tft.var(present))
+  imputed = tf.where(missing > 0, mean, value)
+  outputs[features.transformed_name(key)] = tf.math.divide_no_nan(
+      imputed - mean, std)
+  if isinstance(raw, tf.SparseTensor):
+    outputs[features.missing_indicator_name(key)] = missing
+
+
+def _densify(raw: Tensor, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Returns a [batch] dense tensor and a [batch] float 'is missing' flag.
+
+  Stringly-typed categorical columns are returned as strings; integer codes
+  used as categories are converted to strings so one vocabulary path serves
+  both.
+  """
+  if isinstance(raw, tf.SparseTensor):
+    batch = raw.dense_shape[0]
+    shape = tf.stack([batch, tf.constant(1, tf.int64)])
+    # The schema caps value_count at 1, so each row has at most one value.
+    sparse = tf.SparseTensor(raw.indices, raw.values, shape)
+    flag = tf.SparseTensor(raw.indices,
+                           tf.ones_like(raw.values, dtype=tf.float32), shape)
+    present = tf.squeeze(tf.sparse.to_dense(flag, default_value=0.0), axis=1)
+    values = sparse.values
+    if isinstance(default, str) and values.dtype != tf.string:
+      values = tf.strings.as_string(values)
+      sparse = tf.SparseTensor(sparse.indices, values, shape)
+    fill = (tf.constant(default) if isinstance(default, str)
+            else tf.cast(default, values.dtype))
+    dense = tf.sparse.to_dense(sparse, default_value=fill)
+    return tf.squeeze(dense, axis=1), 1.0 - present
+  dense = tf.squeeze(raw, axis=1)
+  if isinstance(default, str) and dense.dtype != tf.string:
+    dense = tf.strings.as_string(dense)
+  return dense, tf.zeros_like(dense, dtype=tf.float32)
+
+
+def _present_values(raw: Tensor, dtype: tf.DType) -> tf.Tensor:
+  """The values actually present, for analyzers that must ignore gaps."""
+  values = raw.values if isinstance(raw, tf.SparseTensor) else raw
+  return tf.cast(tf.reshape(values, [-1]), dtype)
+
+
+def _binary_label(label: tf.Tensor, positive_values: Tuple[str, ...]
+                  ) -> tf.Tensor:
+  if positive_values:
+    text = (label if label.dtype == tf.string else tf.strings.as_string(label))
+    hits = tf.equal(tf.expand_dims(text, -1), tf.constant(positive_values))
+    return tf.cast(tf.reduce_any(hits, axis=-1), tf.int64)
+  return tf.cast(label, tf.int64)

@@ -1,0 +1,1 @@
+"""The TFX pipeline definition, its typed config and run inspection helpers."""

@@ -1,0 +1,82 @@
+"""AnomalyGate: stops the run when ExampleValidator found real anomalies.
+
+ExampleValidator only records anomalies; on its own it never stops a run.
+This component reads its output and fails the execution, which halts every
+downstream component (Transform, Trainer, Evaluator, Pusher), unless every
+anomaly type found is explicitly allow-listed in config.
+"""
+
+import os
+from typing import Dict, List, Sequence, Tuple
+
+from absl import logging
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+ANOMALIES_FILE = 'SchemaDiff.pb'
+
+
+class DataAnomalyError(RuntimeError):
+  """The examples break the curated schema in a way not allow-listed."""
+
+
+def read_anomalies(uri: str, split_names: Sequence[str]
+                   ) -> Dict[str, anomalies_pb2.Anomalies]:
+  """Reads ExampleValidator's per-split Anomalies protos from an artifact."""
+  result = {}
+  for split in split_names:
+    path = os.path.join(uri, f'Split-{split}', ANOMALIES_FILE)
+    proto = anomalies_pb2.Anomalies()
+    proto.ParseFromString(io_utils.read_bytes_file(path))
+    result[split] = proto
+  return result
+
+
+def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies],
+             allowed: Sequence[str]) -> Tuple[List[str], List[str]]:
+  """Splits anomalies into blocking and allowed, as readable lines."""
+  blocking: List[str] = []
+  allowed_lines: List[str] = []
+  for split, anomalies in sorted(anomalies_by_split.items()):
+    entries = list(anomalies.anomaly_info.items())
+    if anomalies.HasField('dataset_anomaly_info'):
+      entries.append(('<dataset>', anomalies.dataset_anomaly_info))
+    for feature, info in sorted(entries, key=lambda e: e[0]):
+      for reason in info.reason:
+        kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
+        line = (f"split '{split}', feature '{feature}': {kind}: "
+                f'{reason.description or info.description}')
+        (allowed_lines if kind in allowed else blocking).append(line)
+  return blocking, allowed_lines
+
+
+@tfx.dsl.components.component
+def AnomalyGate(  # pylint: disable=invalid-name
+    anomalies: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleAnomalies],
+    allowed_anomaly_types: tfx.dsl.components.Parameter[str] = '',
+) -> None:
+  """Fails when any anomaly type outside `allowed_anomaly_types` is present.
+
+  Args:
+    anomalies: ExampleValidator output.
+    allowed_anomaly_types: Comma-separated AnomalyInfo.Type names to tolerate.
+
+  Raises:
+    DataAnomalyError: Blocking anomalies were found; the message lists them.
+  """
+  allowed = [a.strip() for a in allowed_anomaly_types.split(',') if a.strip()]
+  splits = artifact_utils.decode_split_names(anomalies.split_names)
+  blocking, tolerated = describe(read_anomalies(anomalies.uri, splits),
+                                 allowed)
+  for line in tolerated:
+    logging.warning('AnomalyGate: allow-listed anomaly, continuing: %s', line)
+  if blocking:
+    raise DataAnomalyError(
+        f'Data anomalies stop the run before training ({len(blocking)}): ' +
+        '; '.join(blocking) +
+        '. Fix the input data, or if the change is intended update '
+        'schema/ or allow-list the anomaly type in GateConfig.'
+        'allowed_anomalies.')

@@ -1,0 +1,120 @@
+"""Typed pipeline configuration, built once by a runner and passed down.
+
+Nothing here reads the environment or flags; runners do that and construct
+these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+from models import features
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+  """What a model must achieve on the held-out test split to be blessed.
+
+  Attributes:
+    min_auc: Lowest acceptable AUC.
+    min_accuracy_lift: Accuracy must exceed the majority-class rate of the
+      test rows by more than this; a constant model has lift 0.
+    min_example_count: Refuse to bless a model judged on fewer test rows.
+    max_auc_drop: Largest AUC decrease allowed against the latest blessed
+      model.
+    allowed_anomalies: ExampleValidator anomaly types (e.g.
+      'ENUM_TYPE_UNEXPECTED_STRING_VALUES') that do not stop the run.
+  """
+  min_auc: float = 0.90
+  min_accuracy_lift: float = 0.02
+  min_example_count: int = 100
+  max_auc_drop: float = 0.01
+  allowed_anomalies: Tuple[str, ...] = ()
+
+  def __post_init__(self) -> None:
+    if not 0.5 <= self.min_auc <= 1.0:
+      raise ValueError(f'min_auc must be in [0.5, 1], got {self.min_auc}.')
+    if self.min_accuracy_lift < 0:
+      raise ValueError('min_accuracy_lift must be >= 0, got '
+                       f'{self.min_accuracy_lift}.')
+    if self.min_example_count < 1:
+      raise ValueError('min_example_count must be >= 1.')
+    if self.max_auc_drop < 0:
+      raise ValueError('max_auc_drop must be >= 0.')
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+  """Hash-bucket ratios for ExampleGen's deterministic train/eval/test split.
+
+  Train fits the model, eval is for validation during training, and test is
+  read only by the Evaluator to decide the blessing.
+  """
+  train: int = 8
+  eval: int = 1
+  test: int = 1
+
+  def __post_init__(self) -> None:
+    if min(self.train, self.eval, self.test) < 1:
+      raise ValueError('Every split needs at least one hash bucket.')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  train_steps: int = 2000
+  eval_steps: int = 20
+  per_replica_batch_size: int = 128
+  hidden_units: Tuple[int, ...] = (128, 64)
+  dropout: float = 0.1
+  learning_rate: float = 0.002
+  # Gate self-test only: trains a model that can only learn the base rate.
+  drop_all_features: bool = False
+
+  def __post_init__(self) -> None:
+    if self.train_steps < 1 or self.eval_steps < 1:
+      raise ValueError('train_steps and eval_steps must be >= 1.')
+    if self.per_replica_batch_size < 1:
+      raise ValueError('per_replica_batch_size must be >= 1.')
+
+  def trainer_custom_config(self) -> Dict[str, Any]:
+    return {
+        'per_replica_batch_size': self.per_replica_batch_size,
+        'hidden_units': list(self.hidden_units),
+        'dropout': self.dropout,
+        'learning_rate': self.learning_rate,
+        'drop_all_features': self.drop_all_features,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything `create_pipeline` needs.
+
+  Attributes:
+    pipeline_name: Name in the metadata store; runs of the same name share
+      cache and baseline.
+    pipeline_root: Where artifacts are written (local dir or gs:// path).
+    data_root: Folder of CSV files with a header row.
+    schema_path: Curated schema (.pbtxt), the data contract.
+    serving_model_dir: Pusher destination; each blessed model lands in a
+      versioned subdirectory.
+    dataset: Which columns are features and which is the label.
+    training: Trainer settings.
+    gate: Blessing thresholds and anomaly allow-list.
+    splits: Train/eval/test ratios.
+    enable_cache: Reuse results of unchanged components.
+    beam_pipeline_args: Args for every Beam-based component.
+  """
+  pipeline_name: str
+  pipeline_root: str
+  data_root: str
+  schema_path: str
+  serving_model_dir: str
+  dataset: features.DatasetSpec = features.TAXI
+  training: TrainingConfig = TrainingConfig()
+  gate: GateConfig = GateConfig()
+  splits: SplitConfig = SplitConfig()
+  enable_cache: bool = True
+  beam_pipeline_args: Tuple[str, ...] = ()
+  component_beam_args: Optional[Dict[str, Tuple[str, ...]]] = None

@@ -1,0 +1,164 @@
+"""The pipeline definition: one function, no side effects, any orchestrator.
+
+Runners build a `PipelineConfig` and call `create_pipeline`; the same
+definition runs under LocalDagRunner, with Dataflow Beam args, or compiled by
+KubeflowV2DagRunner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+import models
+from pipeline import anomaly_gate
+from pipeline import config as config_lib
+from pipeline import evaluation
+
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.train.run_fn'
+
+# Stable component ids; tests, the run summary and the runners refer to them.
+EXAMPLE_GEN = 'CsvExampleGen'
+STATISTICS_GEN = 'StatisticsGen'
+SCHEMA_GEN = 'SchemaGen'
+IMPORT_SCHEMA_GEN = 'ImportSchemaGen'
+EXAMPLE_VALIDATOR = 'ExampleValidator'
+ANOMALY_GATE = 'AnomalyGate'
+TRANSFORM = 'Transform'
+TRAINER = 'Trainer'
+BASELINE_RESOLVER = 'LatestBlessedModelResolver'
+EVALUATOR = 'Evaluator'
+PUSHER = 'Pusher'
+BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR,
+                   TRANSFORM, EVALUATOR)
+
+
+def code_fingerprint() -> str:
+  """Hash of the `models` package sources.
+
+  Transform and Trainer reference their functions by module path, and TFX's
+  cache key does not cover the code behind a module path. Putting this hash
+  into their `custom_config` makes a code change invalidate the cache.
+  """
+  digest = hashlib.sha256()
+  package_dir = pathlib.Path(models.__file__).parent
+  for path in sorted(package_dir.glob('*.py')):
+    digest.update(path.name.encode())
+    digest.update(path.read_bytes())
+  return digest.hexdigest()[:16]
+
+
+def create_pipeline(
+    config: config_lib.PipelineConfig,
+    metadata_connection_config: Optional[
+        metadata_store_pb2.ConnectionConfig] = None,
+) -> tfx.dsl.Pipeline:
+  """Wires the components.
+
+  Args:
+    config: Paths, dataset spec, training and gate settings.
+    metadata_connection_config: MLMD connection; None lets the orchestrator
+      provide it (Kubeflow / Vertex).
+
+  Returns:
+    The TFX pipeline.
+  """
+  splits = config.splits
+  example_gen = tfx.components.CsvExampleGen(
+      input_base=config.data_root,
+      output_config=tfx.proto.Output(
+          split_config=tfx.proto.SplitConfig(splits=[
+              tfx.proto.SplitConfig.Split(name='train',
+                                          hash_buckets=splits.train),
+              tfx.proto.SplitConfig.Split(name='eval', hash_buckets=splits.eval),
+              tfx.proto.SplitConfig.Split(name=evaluation.TEST_SPLIT,
+                                          hash_buckets=splits.test),
+          ]))).with_id(EXAMPLE_GEN)
+
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples']).with_id(STATISTICS_GEN)
+
+  # The curated schema is the contract. The inferred one is kept next to it
+  # so the run summary can show how today's data differs from the contract.
+  schema_gen = tfx.components.SchemaGen(
+      statistics=statistics_gen.outputs['statistics'],
+      infer_feature_shape=True).with_id(SCHEMA_GEN)
+  import_schema_gen = tfx.components.ImportSchemaGen(
+      schema_file=config.schema_path).with_id(IMPORT_SCHEMA_GEN)
+
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=import_schema_gen.outputs['schema']).with_id(EXAMPLE_VALIDATOR)
+  gate = anomaly_gate.AnomalyGate(
+      anomalies=example_validator.outputs['anomalies'],
+      allowed_anomaly_types=','.join(config.gate.allowed_anomalies),
+  ).with_id(ANOMALY_GATE)
+
+  fingerprint = code_fingerprint()
+  dataset = config.dataset.to_dict()
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=import_schema_gen.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      splits_config=tfx.proto.SplitsConfig(
+          analyze=['train'], transform=['train', 'eval']),
+      custom_config={'dataset': dataset, 'code_version': fingerprint},
+  ).with_id(TRANSFORM)
+  transform.add_upstream_node(gate)
+
+  training = config.training
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=import_schema_gen.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(splits=['train'],
+                                     num_steps=training.train_steps),
+      eval_args=tfx.proto.EvalArgs(splits=['eval'],
+                                   num_steps=training.eval_steps),
+      custom_config={'dataset': dataset, 'code_version': fingerprint,
+                     'training': training.trainer_custom_config()},
+  ).with_id(TRAINER)
+
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id(BASELINE_RESOLVER)
+
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      example_splits=[evaluation.TEST_SPLIT],
+      model=trainer.outputs['model'],
+      baseline_model=baseline_resolver.outputs['model'],
+      eval_config=evaluation.eval_config(config.dataset, config.gate),
+  ).with_id(EVALUATOR)
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.serving_model_dir)),
+  ).with_id(PUSHER)
+
+  components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
+                example_validator, gate, transform, trainer,
+                baseline_resolver, evaluator, pusher]
+  for component in components:
+    extra = (config.component_beam_args or {}).get(component.id)
+    if extra:
+      component.with_beam_pipeline_args(list(extra))
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      components=components,
+      enable_cache=config.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(config.beam_pipeline_args))

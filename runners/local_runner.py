@@ -1,0 +1,46 @@
+"""Runs the pipeline on this machine: LocalDagRunner, SQLite MLMD, DirectRunner.
+
+    python runners/local_runner.py --data-root data/taxi --output-dir outputs
+"""
+
+import argparse
+import os
+import sys
+import warnings
+
+from models import keras_choice
+
+
+def main(argv=None) -> int:
+  keras_choice.select_keras()  # Before anything imports TensorFlow.
+  # Version-support notices from the Google client libraries, not actionable.
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+  from pipeline import local_run
+
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  cli.add_common_flags(parser)
+  parser.add_argument('--output-dir', default=str(cli.REPO_ROOT / 'outputs'),
+                      help='Pipeline root, metadata DB and pushed models all '
+                      'go here (default: %(default)s).')
+  parser.add_argument('--beam-workers', type=int, default=1,
+                      help='Beam DirectRunner worker processes; 0 means one '
+                      'per core, 1 runs in-process (default: %(default)s).')
+  parser.add_argument('--cpu-replicas', type=int, default=0,
+                      help='Split the CPU into N logical devices so that '
+                      'MirroredStrategy trains N replicas without GPUs.')
+  parser.add_argument('--verbose', action='store_true',
+                      help='Show the full TFX and Beam logs.')
+  args = parser.parse_args(argv)
+  layout = cli.OutputLayout(os.path.abspath(args.output_dir))
+  config = cli.build_config(
+      args, pipeline_root=layout.pipeline_root,
+      serving_model_dir=layout.serving_model_dir,
+      beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
+  return local_run.run(config, layout, verbose=args.verbose,
+                       cpu_replicas=args.cpu_replicas)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

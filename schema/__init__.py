@@ -1,0 +1,23 @@
+"""Curated schemas, one folder per dataset: the pipeline's data contract.
+
+Shipped as package data so that Dataflow workers and pipeline containers see
+the same files as a local run.
+"""
+
+import pathlib
+
+SCHEMA_FILE = 'schema.pbtxt'
+
+
+def schema_path(dataset: str) -> str:
+  """Returns the path of the curated schema for `dataset`.
+
+  Raises:
+    FileNotFoundError: No curated schema exists for that dataset.
+  """
+  path = pathlib.Path(__file__).resolve().parent / dataset / SCHEMA_FILE
+  if not path.is_file():
+    raise FileNotFoundError(
+        f'No curated schema for dataset {dataset!r} at {path}. Create '
+        f'schema/{dataset}/{SCHEMA_FILE} (see README: "Bring your own CSV").')
+  return str(path)
