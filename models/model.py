@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -23,14 +23,26 @@ class ModelConfig:
     hidden_units: Sizes of the deep tower's layers.
     dropout: Dropout rate after each deep layer.
     learning_rate: Adam learning rate.
+    l2: L2 penalty on embeddings and dense kernels.
     drop_all_features: Zero every input, so the model can only learn the base
       rate: a deliberately useless majority-class model, used to prove that
       the blessing gate rejects it.
   """
-  hidden_units: Sequence[int] = (128, 64)
-  dropout: float = 0.1
-  learning_rate: float = 0.002
+  hidden_units: Tuple[int, ...] = (64, 32)
+  dropout: float = 0.3
+  learning_rate: float = 0.001
+  l2: float = 1e-4
   drop_all_features: bool = False
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any]) -> 'ModelConfig':
+    values = dict(values)
+    if 'hidden_units' in values:
+      values['hidden_units'] = tuple(int(u) for u in values['hidden_units'])
+    return cls(**values)
 
 
 def _zero(tensor: tf.Tensor) -> tf.Tensor:
@@ -58,6 +70,7 @@ def build_model(dense_features: Sequence[str],
   if not dense_features and not categorical_cardinalities:
     raise ValueError('build_model needs at least one input feature.')
   inputs: Dict[str, tf.keras.Input] = {}
+  regularizer = tf.keras.regularizers.L2(config.l2) if config.l2 else None
   deep_parts = []
   wide_parts = []
 
@@ -75,17 +88,19 @@ def build_model(dense_features: Sequence[str],
       raise ValueError(f'Feature {name!r} has cardinality {cardinality}.')
     ids = model_input(name, tf.int64)
     embedded = tf.keras.layers.Embedding(
-        cardinality, embedding_dim(cardinality), name=f'{name}_embedding')(ids)
+        cardinality, embedding_dim(cardinality), name=f'{name}_embedding',
+        embeddings_regularizer=regularizer)(ids)
     deep_parts.append(tf.keras.layers.Flatten()(embedded))
     weight = tf.keras.layers.Embedding(
-        cardinality, 1, name=f'{name}_wide')(ids)
+        cardinality, 1, name=f'{name}_wide',
+        embeddings_regularizer=regularizer)(ids)
     wide_parts.append(tf.keras.layers.Flatten()(weight))
 
   deep = (tf.keras.layers.concatenate(deep_parts)
           if len(deep_parts) > 1 else deep_parts[0])
   for i, units in enumerate(config.hidden_units):
-    deep = tf.keras.layers.Dense(units, activation='relu', name=f'deep_{i}')(
-        deep)
+    deep = tf.keras.layers.Dense(units, activation='relu', name=f'deep_{i}',
+                                 kernel_regularizer=regularizer)(deep)
     if config.dropout:
       deep = tf.keras.layers.Dropout(config.dropout)(deep)
   logit_parts = [tf.keras.layers.Dense(1, name='deep_logit')(deep)]

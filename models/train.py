@@ -6,7 +6,6 @@ installed package rather than a copied module file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Dict, List, Tuple
@@ -21,23 +20,6 @@ from models import features
 from models import keras_choice
 from models import model as model_lib
 from models import signatures
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-  """Hyperparameters passed from the pipeline through `custom_config`."""
-  per_replica_batch_size: int = 128
-  hidden_units: Tuple[int, ...] = (128, 64)
-  dropout: float = 0.1
-  learning_rate: float = 0.002
-  drop_all_features: bool = False
-
-  @classmethod
-  def from_dict(cls, values: Dict) -> 'TrainingConfig':
-    values = dict(values)
-    if 'hidden_units' in values:
-      values['hidden_units'] = tuple(values['hidden_units'])
-    return cls(**values)
 
 
 def model_inputs(tf_transform_output: tft.TFTransformOutput,
@@ -103,13 +85,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the model and saves it with its serving signatures."""
   keras_choice.require_legacy_keras()
   spec = features.DatasetSpec.from_dict(fn_args.custom_config['dataset'])
-  config = TrainingConfig.from_dict(fn_args.custom_config.get('training', {}))
+  training = fn_args.custom_config['training']
+  model_config = model_lib.ModelConfig.from_dict(training['model'])
+  per_replica_batch = int(training['per_replica_batch_size'])
+  # Same data, code and config give the same model (on CPU).
+  tf.keras.utils.set_random_seed(int(training['seed']))
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
   strategy = distribution_strategy()
-  global_batch = config.per_replica_batch_size * strategy.num_replicas_in_sync
+  global_batch = per_replica_batch * strategy.num_replicas_in_sync
   logging.info('Global batch size %d = %d per replica x %d replicas',
-               global_batch, config.per_replica_batch_size,
+               global_batch, per_replica_batch,
                strategy.num_replicas_in_sync)
   _write_training_info(fn_args.model_run_dir, strategy, global_batch)
 
@@ -122,12 +108,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
   dense, categorical = model_inputs(tf_transform_output, spec)
   with strategy.scope():
-    model = model_lib.build_model(
-        dense, categorical,
-        model_lib.ModelConfig(hidden_units=config.hidden_units,
-                              dropout=config.dropout,
-                              learning_rate=config.learning_rate,
-                              drop_all_features=config.drop_all_features))
+    model = model_lib.build_model(dense, categorical, model_config)
 
   steps_per_epoch = max(1, min(fn_args.train_steps, 100))
   epochs = max(1, fn_args.train_steps // steps_per_epoch)

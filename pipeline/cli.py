@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import schema as schema_lib
 from models import features
+from models import model as model_lib
 from pipeline import config as config_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -70,6 +71,11 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--no-cache', action='store_true',
                       help='Re-run every component even if its inputs are '
                       'unchanged.')
+  parser.add_argument('--lock-timeout', type=float, default=0.0,
+                      metavar='SECONDS',
+                      help='Local runs: if another run holds the output dir, '
+                      'wait this long for it, then give up; 0 fails at once, '
+                      '-1 waits forever (default: %(default)s).')
 
 
 def build_config(args: argparse.Namespace, *, pipeline_root: str,
@@ -90,7 +96,8 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       training=config_lib.TrainingConfig(
           train_steps=args.train_steps,
           per_replica_batch_size=args.per_replica_batch_size,
-          drop_all_features=args.drop_all_features),
+          model=model_lib.ModelConfig(
+              drop_all_features=args.drop_all_features)),
       gate=config_lib.GateConfig(allowed_anomalies=tuple(args.allow_anomaly)),
       enable_cache=not args.no_cache,
       beam_pipeline_args=tuple(beam_pipeline_args))

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 from models import features
+from models import model as model_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +63,17 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-  train_steps: int = 2000
-  eval_steps: int = 20
+  """Trainer settings; `model` holds the architecture and optimizer.
+
+  Defaults were chosen on the eval split of the default data: validation AUC
+  peaks around 1,500 steps and the (64, 32) tower with dropout and L2 stops
+  the overfitting that larger, unregularized towers showed.
+  """
+  train_steps: int = 1600
+  eval_steps: int = 12
   per_replica_batch_size: int = 128
-  hidden_units: Tuple[int, ...] = (128, 64)
-  dropout: float = 0.1
-  learning_rate: float = 0.002
-  # Gate self-test only: trains a model that can only learn the base rate.
-  drop_all_features: bool = False
+  seed: int = 0
+  model: model_lib.ModelConfig = model_lib.ModelConfig()
 
   def __post_init__(self) -> None:
     if self.train_steps < 1 or self.eval_steps < 1:
@@ -80,10 +84,8 @@ class TrainingConfig:
   def trainer_custom_config(self) -> Dict[str, Any]:
     return {
         'per_replica_batch_size': self.per_replica_batch_size,
-        'hidden_units': list(self.hidden_units),
-        'dropout': self.dropout,
-        'learning_rate': self.learning_rate,
-        'drop_all_features': self.drop_all_features,
+        'seed': self.seed,
+        'model': self.model.to_dict(),
     }
 
 

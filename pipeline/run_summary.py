@@ -7,15 +7,22 @@ on what really happened (executions, cache hits, blessing, push).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from typing import Dict, List, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tfx.utils import io_utils
 
+from models import train
 from pipeline import evaluation
+from pipeline import pipeline as pipeline_ids
+from pipeline import schema_diff
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: 'complete',
@@ -28,6 +35,7 @@ _STATE_NAMES = {
 HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
                     .MAJORITY_RATE_NAME, evaluation.custom_metrics
                     .ACCURACY_LIFT_NAME, 'precision', 'recall', 'example_count')
+MAX_SLICES_SHOWN = 6
 
 
 @dataclasses.dataclass
@@ -49,6 +57,9 @@ class RunSummary:
   blessing_reason: str = ''
   pushed_model: Optional[str] = None
   evaluation_uri: Optional[str] = None
+  schema_uris: Dict[str, str] = dataclasses.field(default_factory=dict)
+  schema_differences: Optional[List[str]] = None
+  training_info: Optional[Dict] = None
 
   def component(self, component_id: str) -> Optional[ComponentRun]:
     for run in self.components:
@@ -112,11 +123,30 @@ def summarize(store: metadata_store.MetadataStore, pipeline_name: str,
         component_id=_node_id(store, execution),
         state=_STATE_NAMES.get(execution.last_known_state, 'unknown'),
         seconds=seconds))
-    _collect_outputs(store, execution, summary)
+    _collect_outputs(store, execution, summary.components[-1].component_id,
+                     summary)
+  curated = summary.schema_uris.get(pipeline_ids.IMPORT_SCHEMA_GEN)
+  inferred = summary.schema_uris.get(pipeline_ids.SCHEMA_GEN)
+  if curated and inferred:
+    summary.schema_differences = schema_diff.diff(_read_schema(curated),
+                                                  _read_schema(inferred))
   return summary
 
 
-def _collect_outputs(store, execution, summary: RunSummary) -> None:
+def _read_training_info(model_run_uri: str) -> Optional[Dict]:
+  path = os.path.join(model_run_uri, train.TRAINING_INFO_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def _read_schema(uri: str) -> schema_pb2.Schema:
+  return io_utils.SchemaReader().read(os.path.join(uri, 'schema.pbtxt'))
+
+
+def _collect_outputs(store, execution, component_id: str,
+                     summary: RunSummary) -> None:
   """Fills metrics, blessing and push from an execution's output artifacts."""
   events = store.get_events_by_execution_ids([execution.id])
   output_ids = [e.artifact_id for e in events
@@ -126,7 +156,11 @@ def _collect_outputs(store, execution, summary: RunSummary) -> None:
   types = {t.id: t.name for t in store.get_artifact_types()}
   for artifact in store.get_artifacts_by_id(output_ids):
     kind = types.get(artifact.type_id)
-    if kind == 'ModelEvaluation':
+    if kind == 'Schema':
+      summary.schema_uris[component_id] = artifact.uri
+    elif kind == 'ModelRun':
+      summary.training_info = _read_training_info(artifact.uri)
+    elif kind == 'ModelEvaluation':
       summary.evaluation_uri = artifact.uri
       summary.metrics, summary.slice_metrics = read_metrics(artifact.uri)
     elif kind == 'ModelBlessing':
@@ -210,14 +244,33 @@ def format_summary(summary: RunSummary) -> str:
   lines = [f'Run {summary.run_id}']
   for run in summary.components:
     lines.append(f'  {run.component_id:<28} {run.state:<9} {run.seconds:7.1f}s')
+  if summary.training_info:
+    info = summary.training_info
+    lines.append(f"Training: {info['replicas_in_sync']} replica(s) in sync on "
+                 f"{', '.join(info['devices'])}; global batch "
+                 f"{info['global_batch_size']}")
   if summary.metrics:
     shown = [f'{k}={summary.metrics[k]:.4f}' for k in HEADLINE_METRICS
              if k in summary.metrics and not math.isnan(summary.metrics[k])]
     lines.append('Eval metrics (test split): ' + ', '.join(shown))
+  largest = sorted(summary.slice_metrics.items(),
+                   key=lambda item: -item[1].get('example_count', 0))
+  for name, values in largest[:MAX_SLICES_SHOWN]:
+    shown = [f'{k}={values[k]:.4f}' for k in ('auc', 'binary_accuracy')
+             if k in values and not math.isnan(values[k])]
+    lines.append(f"  slice {name}: n={values.get('example_count', 0):.0f} "
+                 + ', '.join(shown))
   if summary.blessed is None:
     lines.append('Blessing: not evaluated (the run stopped earlier)')
   else:
     verdict = 'BLESSED' if summary.blessed else 'NOT BLESSED'
     lines.append(f'Blessing: {verdict} ({summary.blessing_reason})')
   lines.append('Pushed model: ' + (summary.pushed_model or 'none'))
+  if summary.schema_differences is not None:
+    if summary.schema_differences:
+      lines.append('Schema: the data differs from the curated schema '
+                   '(inferred vs schema/):')
+      lines.extend(f'  - {line}' for line in summary.schema_differences)
+    else:
+      lines.append('Schema: the inferred schema matches the curated one')
   return '\n'.join(lines)

@@ -1,0 +1,107 @@
+"""Config invariants: cheap checks that catch wiring mistakes early."""
+
+import json
+
+from google.protobuf import text_format
+import pytest
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from models import features
+import schema as schema_lib
+from pipeline import config as config_lib
+from pipeline import evaluation
+
+
+def _curated_schema(name: str) -> schema_pb2.Schema:
+  with open(schema_lib.schema_path(name)) as f:
+    return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+@pytest.mark.parametrize('spec', list(features.DATASETS.values()),
+                         ids=list(features.DATASETS))
+def test_label_and_excluded_columns_are_not_features(spec):
+  inputs = set(spec.feature_columns)
+  assert spec.label_key not in inputs
+  assert not inputs & set(spec.excluded_columns)
+
+
+@pytest.mark.parametrize('spec', list(features.DATASETS.values()),
+                         ids=list(features.DATASETS))
+def test_every_configured_column_is_in_the_curated_schema(spec):
+  columns = {f.name for f in _curated_schema(spec.name).feature}
+  configured = (set(spec.feature_columns) | {spec.label_key} |
+                set(spec.slice_features))
+  assert configured <= columns, configured - columns
+
+
+def test_label_is_required_and_absent_at_serving():
+  spec = features.TAXI
+  label = next(f for f in _curated_schema(spec.name).feature
+               if f.name == spec.label_key)
+  assert label.presence.min_fraction == 1.0
+  assert 'SERVING' in label.not_in_environment
+
+
+def test_spec_survives_json_round_trip_for_custom_config():
+  spec = features.TAXI
+  restored = features.DatasetSpec.from_dict(
+      json.loads(json.dumps(spec.to_dict())))
+  assert restored == spec
+
+
+def test_spec_rejects_label_as_feature():
+  with pytest.raises(ValueError, match='must not also be a feature'):
+    features.DatasetSpec(name='bad', label_key='y', numeric_features=('y',))
+
+
+def test_spec_rejects_feature_in_two_groups():
+  with pytest.raises(ValueError, match='more than one group'):
+    features.DatasetSpec(name='bad', label_key='y', numeric_features=('x',),
+                         categorical_features=('x',))
+
+
+def test_spec_rejects_unknown_fields():
+  with pytest.raises(ValueError, match='Unknown DatasetSpec fields'):
+    features.DatasetSpec.from_dict({'name': 'x', 'label_key': 'y',
+                                    'colour': 'red'})
+
+
+def test_unknown_dataset_names_the_known_ones():
+  with pytest.raises(ValueError, match="Known: \\['taxi'\\]"):
+    features.get_dataset('nope')
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'min_auc': 0.3}, {'min_accuracy_lift': -0.1}, {'min_example_count': 0},
+    {'max_auc_drop': -1.0}])
+def test_gate_config_rejects_meaningless_thresholds(kwargs):
+  with pytest.raises(ValueError):
+    config_lib.GateConfig(**kwargs)
+
+
+def test_eval_config_gates_only_the_overall_slice():
+  gate = config_lib.GateConfig(min_auc=0.9, min_accuracy_lift=0.02,
+                               min_example_count=50, max_auc_drop=0.01)
+  eval_config = evaluation.eval_config(features.TAXI, gate)
+  thresholds = {}
+  for metric in eval_config.metrics_specs[0].metrics:
+    assert not metric.HasField('threshold'), metric.class_name
+    for per_slice in metric.per_slice_thresholds:
+      assert list(per_slice.slicing_specs) == [
+          evaluation.tfma.SlicingSpec()]
+      thresholds[metric.class_name] = per_slice.threshold
+  assert thresholds['AUC'].value_threshold.lower_bound.value == 0.9
+  assert thresholds['AUC'].change_threshold.absolute.value == -0.01
+  assert thresholds['ExampleCount'].value_threshold.lower_bound.value == 50
+  lift = thresholds['AccuracyLiftOverMajority'].value_threshold
+  assert lift.lower_bound.value > 0.02  # strict: lift must exceed the margin
+  sliced = {tuple(s.feature_keys) for s in eval_config.slicing_specs}
+  assert sliced == {(), ('payment_type',), ('trip_start_hour',)}
+  assert eval_config.model_specs[0].label_key == 'big_tipper_xf'
+
+
+def test_keras_choice_is_tf_keras():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from models import keras_choice  # pylint: disable=g-import-not-at-top
+  keras_choice.require_legacy_keras()
+  assert tf.keras.__name__.startswith('tf_keras')

@@ -1,0 +1,95 @@
+"""End to end: the real LocalDagRunner on the committed sample, run twice."""
+
+import json
+import pathlib
+
+import pytest
+
+from models import train
+from pipeline import pipeline as pipeline_lib
+from tests import pipeline_state
+
+pytestmark = pytest.mark.e2e
+
+ALL_COMPONENTS = [
+    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
+    pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
+    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
+    pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
+    pipeline_lib.BASELINE_RESOLVER, pipeline_lib.EVALUATOR,
+    pipeline_lib.PUSHER,
+]
+# Unchanged data, schema, code and config: all of these must come from cache
+# on the second run. The Evaluator re-runs because it now has a baseline.
+CACHEABLE = [
+    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
+    pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
+    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
+    pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
+]
+
+
+@pytest.fixture(scope='module')
+def runs(e2e_run):
+  runs = pipeline_state.summaries(e2e_run.metadata_path)
+  assert len(runs) >= 2
+  return runs[:2]
+
+
+def test_first_run_executes_every_component(runs):
+  first = runs[0]
+  states = {c.component_id: c.state for c in first.components}
+  assert sorted(states) == sorted(ALL_COMPONENTS)
+  assert all(state == 'complete' for state in states.values()), states
+
+
+def test_first_run_is_blessed_and_pushed(runs, e2e_run):
+  first = runs[0]
+  assert first.blessed is True, first.blessing_reason
+  assert first.metrics['auc'] >= 0.9
+  assert first.metrics['accuracy_lift_over_majority'] > 0.02
+  assert first.pushed_model
+  pushed = pathlib.Path(first.pushed_model)
+  assert pushed.parent == e2e_run.serving_model_dir
+  assert (pushed / 'saved_model.pb').is_file()
+  assert (pushed / 'variables').is_dir()
+
+
+def test_metrics_are_sliced_by_payment_type_and_hour(runs):
+  slices = runs[0].slice_metrics
+  assert 'payment_type=Credit Card' in slices
+  assert any(name.startswith('trip_start_hour=') for name in slices)
+  assert slices['payment_type=Credit Card']['example_count'] > 0
+
+
+def test_second_run_reuses_the_cache(runs):
+  second = runs[1]
+  states = {c.component_id: c.state for c in second.components}
+  for component in CACHEABLE:
+    assert states.get(component) == 'cached', (component, states)
+  assert second.blessed is True
+
+
+def test_runner_prints_a_human_summary(e2e_run):
+  out = e2e_run.outputs[0].stdout
+  assert 'Blessing: BLESSED' in out
+  assert 'auc=' in out and 'binary_accuracy=' in out
+  assert 'Pushed model: ' + str(e2e_run.serving_model_dir) in out
+  for component in ALL_COMPONENTS:
+    assert component in out
+
+
+def test_training_ran_with_two_replicas_in_sync(e2e_run):
+  infos = list((e2e_run.pipeline_root / 'Trainer' / 'model_run').glob(
+      f'*/{train.TRAINING_INFO_FILE}'))
+  assert len(infos) == 1
+  info = json.loads(infos[0].read_text())
+  assert info['replicas_in_sync'] == 2
+  assert len(info['devices']) == 2
+  assert info['global_batch_size'] == 2 * 128
+
+
+def test_tensorboard_logs_are_in_model_run(e2e_run):
+  events = list((e2e_run.pipeline_root / 'Trainer' / 'model_run').glob(
+      '*/train/events.out.tfevents.*'))
+  assert events

@@ -1,0 +1,132 @@
+"""preprocessing_fn on a handful of real taxi rows, asserting output values."""
+
+import csv
+import math
+import tempfile
+
+from google.protobuf import text_format
+import numpy as np
+import pytest
+from tensorflow_metadata.proto.v0 import schema_pb2
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import schema_utils
+
+from models import features
+from models import preprocessing
+import schema as schema_lib
+from tests.conftest import SAMPLE_DATA
+
+SPEC = features.TAXI
+N_ROWS = 8
+
+
+def _schema() -> schema_pb2.Schema:
+  with open(schema_lib.schema_path(SPEC.name)) as f:
+    return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def _rows():
+  """First rows of the sample, plus one with optional columns blanked."""
+  with open(SAMPLE_DATA / 'data.csv', newline='') as f:
+    rows = [row for _, row in zip(range(N_ROWS - 1), csv.DictReader(f))]
+  blanked = dict(rows[0])
+  for key in ('company', 'dropoff_latitude', 'trip_seconds'):
+    blanked[key] = ''
+  return rows + [blanked]
+
+
+def _instances(rows, feature_spec):
+  instances = []
+  for row in rows:
+    instance = {}
+    for key, column in feature_spec.items():
+      text = row[key]
+      cast = {'int64': int, 'float32': float, 'string': str}[column.dtype.name]
+      if column.dtype.name == 'int64' and text:
+        text = str(int(float(text)))
+      instance[key] = [cast(text)] if text != '' else []
+    instances.append(instance)
+  return instances
+
+
+def _scalar(value) -> float:
+  """Transformed values arrive as scalars or shape-[1] arrays."""
+  array = np.ravel(value)
+  assert array.size == 1, value
+  return array[0].item()
+
+
+@pytest.fixture(scope='module')
+def transformed():
+  schema = _schema()
+  feature_spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  rows = _rows()
+  metadata = dataset_metadata.DatasetMetadata(schema)
+  with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
+    (outputs, _), _ = (
+        (_instances(rows, feature_spec), metadata)
+        | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(
+                inputs, {'dataset': SPEC.to_dict()})))
+  return rows, [{k: _scalar(v) for k, v in o.items()} for o in outputs]
+
+
+def test_label_is_copied_as_int(transformed):
+  rows, outputs = transformed
+  assert [o['big_tipper_xf'] for o in outputs] == [
+      int(r['big_tipper']) for r in rows]
+
+
+def test_log_features_are_log_scaled_and_standardized(transformed):
+  rows, outputs = transformed
+  logs = np.log1p([float(r['fare']) for r in rows])
+  expected = (logs - logs.mean()) / logs.std()
+  got = np.array([o['fare_xf'] for o in outputs])
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_missing_numeric_is_imputed_with_mean_and_flagged(transformed):
+  rows, outputs = transformed
+  blank = outputs[-1]
+  assert blank['trip_seconds_missing_xf'] == 1.0
+  assert blank['trip_seconds_xf'] == pytest.approx(0.0, abs=1e-6)
+  assert all(o['trip_seconds_missing_xf'] == 0.0 for o in outputs[:-1])
+  # A required column gets no missing flag at all.
+  assert 'fare_missing_xf' not in blank
+
+
+def test_cyclical_hour_encoding(transformed):
+  rows, outputs = transformed
+  for row, out in zip(rows, outputs):
+    angle = 2 * math.pi * int(row['trip_start_hour']) / 24
+    assert out['trip_start_hour_sin_xf'] == pytest.approx(math.sin(angle),
+                                                          abs=1e-5)
+    assert out['trip_start_hour_cos_xf'] == pytest.approx(math.cos(angle),
+                                                          abs=1e-5)
+
+
+def test_categorical_ids_follow_values_and_missing_is_its_own_id(transformed):
+  rows, outputs = transformed
+  ids = {}
+  for row, out in zip(rows, outputs):
+    value = row['company'] or features.MISSING_TOKEN
+    ids.setdefault(value, set()).add(out['company_xf'])
+  assert all(len(v) == 1 for v in ids.values()), ids
+  distinct = [next(iter(v)) for v in ids.values()]
+  assert len(set(distinct)) == len(distinct)
+  assert features.MISSING_TOKEN in ids
+
+
+def test_missing_coordinate_gets_the_extra_bucket(transformed):
+  _, outputs = transformed
+  assert outputs[-1]['dropoff_latitude_xf'] == SPEC.num_buckets
+  assert all(0 <= o['dropoff_latitude_xf'] < SPEC.num_buckets
+             for o in outputs[:-1] if o is not outputs[-1])
+
+
+def test_excluded_columns_never_reach_the_model(transformed):
+  _, outputs = transformed
+  for column in SPEC.excluded_columns:
+    assert not any(key.startswith(column) for key in outputs[0])
