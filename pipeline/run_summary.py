@@ -36,6 +36,8 @@ HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
                     .MAJORITY_RATE_NAME, evaluation.custom_metrics
                     .ACCURACY_LIFT_NAME, 'precision', 'recall', 'example_count')
 MAX_SLICES_SHOWN = 6
+# TFX Evaluator's name for the model under evaluation when a baseline exists.
+CANDIDATE = 'candidate'
 
 
 @dataclasses.dataclass
@@ -185,7 +187,11 @@ def _slice_name(slice_key: Tuple) -> str:
 def read_metrics(evaluation_uri: str
                  ) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
   """Returns overall metrics and metrics per slice from an Evaluator output."""
-  result = tfma.load_eval_result(evaluation_uri)
+  # With a baseline, TFMA stores two models; ask for the candidate by name
+  # (its metrics include the `*_diff` against the baseline).
+  result = tfma.load_eval_result(evaluation_uri, model_name=CANDIDATE)
+  if not result.slicing_metrics:
+    result = tfma.load_eval_result(evaluation_uri)
   overall: Dict[str, float] = {}
   by_slice: Dict[str, Dict[str, float]] = {}
   for slice_key, metrics in result.slicing_metrics:
@@ -253,11 +259,19 @@ def format_summary(summary: RunSummary) -> str:
     shown = [f'{k}={summary.metrics[k]:.4f}' for k in HEADLINE_METRICS
              if k in summary.metrics and not math.isnan(summary.metrics[k])]
     lines.append('Eval metrics (test split): ' + ', '.join(shown))
+    diffs = [f'{k}={summary.metrics[k + "_diff"]:+.4f}'
+             for k in ('auc', 'binary_accuracy')
+             if k + '_diff' in summary.metrics]
+    if diffs:
+      lines.append('  vs latest blessed model: ' + ', '.join(diffs))
   largest = sorted(summary.slice_metrics.items(),
                    key=lambda item: -item[1].get('example_count', 0))
   for name, values in largest[:MAX_SLICES_SHOWN]:
+    # AUC is undefined on a slice that holds a single class.
+    single_class = values.get(evaluation.custom_metrics.MAJORITY_RATE_NAME) == 1
     shown = [f'{k}={values[k]:.4f}' for k in ('auc', 'binary_accuracy')
-             if k in values and not math.isnan(values[k])]
+             if k in values and not math.isnan(values[k]) and
+             not (k == 'auc' and single_class)]
     lines.append(f"  slice {name}: n={values.get('example_count', 0):.0f} "
                  + ', '.join(shown))
   if summary.blessed is None:
