@@ -59,3 +59,16 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUTPUT_DIR) build dist *.egg-info
+
+# Serves the Trainer logs of the latest run in $(OUTPUT_DIR), found through
+# its metadata store (not a hard-coded path).
+TB_PORT ?= 6006
+tensorboard: $(STAMP)
+	@logdir=$$($(PY) -m pipeline.inspect --output-dir $(OUTPUT_DIR) --tensorboard-logdir) || exit 1; \
+	echo "TensorBoard: http://127.0.0.1:$(TB_PORT)/  (logs: $$logdir)"; \
+	$(VENV)/bin/tensorboard --logdir "$$logdir" --host 127.0.0.1 --port $(TB_PORT)
+
+# JupyterLab on the TFMA and TFDV notebooks, reading $(OUTPUT_DIR).
+.PHONY: notebooks
+notebooks: $(STAMP)
+	PIPELINE_OUTPUT_DIR=$(abspath $(OUTPUT_DIR)) $(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks

@@ -9,7 +9,11 @@ converted to and from plain JSON-compatible dicts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
+from typing import Dict
+from typing import Mapping
+from typing import Optional
+from typing import Tuple
 
 TRANSFORMED_SUFFIX = '_xf'
 MISSING_SUFFIX = '_missing'

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any
+from typing import Dict
+from typing import Mapping
+from typing import Sequence
+from typing import Tuple
 
 import tensorflow as tf
 

@@ -11,7 +11,11 @@ bucketized columns get a dedicated "missing" bucket.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Tuple, Union
+from typing import Any
+from typing import Dict
+from typing import Mapping
+from typing import Tuple
+from typing import Union
 
 import tensorflow as tf
 import tensorflow_transform as tft

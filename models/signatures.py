@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable
+from typing import Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict
+from typing import List
+from typing import Tuple
 
 from absl import logging
 import tensorflow as tf

@@ -7,7 +7,10 @@ anomaly type found is explicitly allow-listed in config.
 """
 
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict
+from typing import List
+from typing import Sequence
+from typing import Tuple
 
 from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2

@@ -10,12 +10,13 @@ import argparse
 import dataclasses
 import os
 import pathlib
-from typing import Optional, Sequence
+from typing import Optional
+from typing import Sequence
 
-import schema as schema_lib
 from models import features
 from models import model as model_lib
 from pipeline import config as config_lib
+import schema as schema_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'

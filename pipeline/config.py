@@ -7,7 +7,10 @@ these frozen dataclasses.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
+from typing import Dict
+from typing import Optional
+from typing import Tuple
 
 from models import features
 from models import model as model_lib

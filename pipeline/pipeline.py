@@ -34,8 +34,8 @@ TRAINER = 'Trainer'
 BASELINE_RESOLVER = 'LatestBlessedModelResolver'
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
-BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, SCHEMA_GEN, EXAMPLE_VALIDATOR,
-                   TRANSFORM, EVALUATOR)
+# Components that run Beam jobs, and so accept per-component Beam args.
+BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)
 
 
 def code_fingerprint() -> str:

@@ -10,12 +10,15 @@ import dataclasses
 import json
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tensorflow_metadata.proto.v0 import schema_pb2
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
 import tensorflow_model_analysis as tfma
 from tfx.utils import io_utils
 

@@ -8,7 +8,8 @@ optional or required, and categorical values outside the curated domain.
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
+from typing import List
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 

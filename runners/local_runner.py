@@ -39,7 +39,8 @@ def main(argv=None) -> int:
       serving_model_dir=layout.serving_model_dir,
       beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
   return local_run.run(config, layout, verbose=args.verbose,
-                       cpu_replicas=args.cpu_replicas)
+                       cpu_replicas=args.cpu_replicas,
+                       lock_timeout_s=args.lock_timeout)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,8 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import List
+from typing import Sequence
 
 import pytest
 

@@ -4,7 +4,8 @@ import glob
 import hashlib
 import os
 import pathlib
-from typing import Dict, List
+from typing import Dict
+from typing import List
 
 import tensorflow as tf
 

@@ -7,9 +7,9 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
-import schema as schema_lib
 from pipeline import config as config_lib
 from pipeline import evaluation
+import schema as schema_lib
 
 
 def _curated_schema(name: str) -> schema_pb2.Schema:
@@ -102,6 +102,7 @@ def test_eval_config_gates_only_the_overall_slice():
 
 def test_keras_choice_is_tf_keras():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from models import keras_choice  # pylint: disable=g-import-not-at-top
   keras_choice.require_legacy_keras()
   assert tf.keras.__name__.startswith('tf_keras')

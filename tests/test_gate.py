@@ -33,7 +33,7 @@ def test_useless_model_is_not_blessed(useless_run):
   assert 'accuracy_lift_over_majority' in latest.blessing_reason
   assert 'Blessing: NOT BLESSED' in result.stdout
   # One readable line naming the failed metric, its value and threshold.
-  line = next(l for l in result.stdout.splitlines() if 'NOT BLESSED' in l)
+  line = next(x for x in result.stdout.splitlines() if 'NOT BLESSED' in x)
   assert 'auc = ' in line and 'threshold >= 0.9' in line
 
 

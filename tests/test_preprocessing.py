@@ -8,7 +8,6 @@ from google.protobuf import text_format
 import numpy as np
 import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
-import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import schema_utils
@@ -30,7 +29,7 @@ def _schema() -> schema_pb2.Schema:
 def _rows():
   """First rows of the sample, plus one with optional columns blanked."""
   with open(SAMPLE_DATA / 'data.csv', newline='') as f:
-    rows = [row for _, row in zip(range(N_ROWS - 1), csv.DictReader(f))]
+    rows = [row for _, row in zip(range(N_ROWS - 1), csv.DictReader(f), strict=False)]
   blanked = dict(rows[0])
   for key in ('company', 'dropoff_latitude', 'trip_seconds'):
     blanked[key] = ''
@@ -99,7 +98,7 @@ def test_missing_numeric_is_imputed_with_mean_and_flagged(transformed):
 
 def test_cyclical_hour_encoding(transformed):
   rows, outputs = transformed
-  for row, out in zip(rows, outputs):
+  for row, out in zip(rows, outputs, strict=True):
     angle = 2 * math.pi * int(row['trip_start_hour']) / 24
     assert out['trip_start_hour_sin_xf'] == pytest.approx(math.sin(angle),
                                                           abs=1e-5)
@@ -110,7 +109,7 @@ def test_cyclical_hour_encoding(transformed):
 def test_categorical_ids_follow_values_and_missing_is_its_own_id(transformed):
   rows, outputs = transformed
   ids = {}
-  for row, out in zip(rows, outputs):
+  for row, out in zip(rows, outputs, strict=True):
     value = row['company'] or features.MISSING_TOKEN
     ids.setdefault(value, set()).add(out['company_xf'])
   assert all(len(v) == 1 for v in ids.values()), ids

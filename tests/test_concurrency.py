@@ -1,0 +1,160 @@
+"""Two runs on one output dir: the second waits or fails clearly, never mixes.
+
+The lock itself is tested on bare folders (cheap); two real runs started at
+the same moment on a copy of the session's output dir show that they are
+serialized, that the metadata store stays consistent and that the pushed
+models are untouched.
+"""
+
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+from ml_metadata.proto import metadata_store_pb2
+import pytest
+
+from pipeline import run_lock
+from pipeline import run_summary
+from tests import robustness
+from tests.conftest import E2E_TRAIN_STEPS
+from tests.conftest import LOCAL_RUNNER
+from tests.conftest import PIPELINE_NAME
+from tests.conftest import REPO_ROOT
+from tests.conftest import SAMPLE_DATA
+from tests.conftest import run_local_pipeline
+
+# A child process that takes the lock, says so, and holds it until killed.
+_HOLDER = textwrap.dedent('''
+    import sys, time
+    from pipeline import run_lock
+    lock = run_lock.acquire(sys.argv[1])
+    print('held', flush=True)
+    time.sleep(600)
+''')
+
+
+def _start_holder(output_dir: pathlib.Path) -> subprocess.Popen:
+  proc = subprocess.Popen([sys.executable, '-c', _HOLDER, str(output_dir)],
+                          stdout=subprocess.PIPE, text=True,
+                          cwd=str(REPO_ROOT))
+  assert proc.stdout.readline().strip() == 'held'
+  return proc
+
+
+def test_second_lock_fails_at_once_naming_the_holder(tmp_path):
+  holder = _start_holder(tmp_path)
+  try:
+    with pytest.raises(run_lock.OutputDirLockedError) as raised:
+      run_lock.acquire(str(tmp_path), timeout_s=0)
+    message = str(raised.value)
+    assert f'in use by run PID {holder.pid} on ' in message
+    assert '--lock-timeout SECONDS' in message and '--output-dir' in message
+    assert '\n' not in message
+  finally:
+    holder.kill()
+    holder.wait()
+
+
+def test_lock_is_freed_when_the_holder_is_sigkilled(tmp_path):
+  holder = _start_holder(tmp_path)
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  # No stale lock after a crash: the kernel released it with the process.
+  with run_lock.acquire(str(tmp_path), timeout_s=0) as lock:
+    assert lock.held
+    assert run_lock.read_holder(str(tmp_path))['pid'] == os.getpid()
+  assert run_lock.read_holder(str(tmp_path)) is None
+
+
+def test_waiting_run_gets_the_lock_when_the_holder_ends(tmp_path):
+  holder = _start_holder(tmp_path)
+  waiter = subprocess.Popen(
+      [sys.executable, '-c',
+       'import sys; from pipeline import run_lock; '
+       'run_lock.acquire(sys.argv[1], timeout_s=-1); print("acquired")',
+       str(tmp_path)],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      cwd=str(REPO_ROOT))
+  # The waiter announces whom it waits for before it gets the lock.
+  assert f'Waiting for run PID {holder.pid}' in waiter.stderr.readline()
+  holder.kill()
+  holder.wait()
+  out, _ = waiter.communicate(timeout=60)
+  assert out.strip() == 'acquired'
+
+
+@pytest.mark.e2e
+def test_runner_refuses_a_locked_output_dir(e2e_run, tmp_path):
+  outputs = robustness.copy_outputs(e2e_run.output_dir, tmp_path / 'outputs')
+  before = robustness.snapshot(outputs)
+  holder = _start_holder(outputs)
+  try:
+    result = run_local_pipeline(outputs, ['--lock-timeout', '0'],
+                                check=False)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert result.returncode == run_lock.EXIT_CODE
+  line = robustness.failure_line(result)
+  assert line.startswith(f'RUN FAILED: Output dir {outputs} is in use by run '
+                         f'PID {holder.pid}')
+  after = robustness.snapshot(outputs)
+  assert after == before
+
+
+@pytest.mark.e2e
+def test_two_runs_at_once_are_serialized(e2e_run, tmp_path):
+  outputs = robustness.copy_outputs(e2e_run.output_dir, tmp_path / 'outputs')
+  before = robustness.snapshot(outputs)
+  cmd = [sys.executable, str(LOCAL_RUNNER), '--data-root', str(SAMPLE_DATA),
+         '--output-dir', str(outputs), '--train-steps', str(E2E_TRAIN_STEPS),
+         '--cpu-replicas', '2', '--lock-timeout', '-1']
+  procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            cwd=str(REPO_ROOT)) for _ in range(2)]
+  results = [p.communicate(timeout=1200) for p in procs]
+  for proc, (_, err) in zip(procs, results, strict=True):
+    assert proc.returncode == 0, err[-3000:]
+  waited = [(proc.pid, err)
+            for proc, (_, err) in zip(procs, results, strict=True)
+            if 'Waiting for run PID' in err]
+  assert len(waited) == 1, 'exactly one run should have waited'
+  pids = {p.pid for p in procs}
+  named = int(re.search(r'Waiting for run PID (\d+)', waited[0][1]).group(1))
+  assert named in pids - {waited[0][0]}
+
+  store = run_summary.open_store(str(outputs / 'metadata.sqlite'))
+  runs = run_summary.run_ids(store, PIPELINE_NAME)
+  assert runs[:len(before.run_ids)] == before.run_ids
+  new_runs = runs[len(before.run_ids):]
+  assert len(new_runs) == 2
+  spans = []
+  for run_id in new_runs:
+    context = store.get_context_by_type_and_name('pipeline_run', run_id)
+    executions = store.get_executions_by_context(context.id)
+    assert executions
+    assert all(e.last_known_state in (metadata_store_pb2.Execution.COMPLETE,
+                                      metadata_store_pb2.Execution.CACHED)
+               for e in executions), run_id
+    spans.append((min(e.create_time_since_epoch for e in executions),
+                  max(e.last_update_time_since_epoch for e in executions)))
+  first, second = sorted(zip(spans, new_runs, strict=True))
+  # The second run's first execution began after the first run's last ended.
+  assert first[0][1] <= second[0][0], spans
+  # ... and it found everything the first one did in the cache.
+  states = robustness.executed(run_summary.summarize(store, PIPELINE_NAME,
+                                                     second[1]))
+  assert all(state == 'cached' for component, state in states.items()
+             if not component.endswith('Resolver')), states
+  after = robustness.snapshot(outputs).pushed
+  # Earlier pushes are byte-identical. The copy's serving dir is a new push
+  # destination, so the first run re-pushes the blessed model once; the
+  # second, fully cached, must not push again.
+  assert {k: after.get(k) for k in before.pushed} == before.pushed
+  old = {k.split('/')[0] for k in before.pushed}
+  assert len({k.split('/')[0] for k in after} - old) <= 1
+  assert run_lock.read_holder(str(outputs)) is None

@@ -1,0 +1,335 @@
+"""Structural golden test of the Kubeflow V2 / Vertex spec, and of the image.
+
+The compiled PipelineJob JSON is everything Vertex will know about the
+pipeline, so these tests read it the way Vertex would:
+- every component is a task with exactly the expected upstream tasks;
+- every container runs the image that was asked for;
+- every path in it is valid where the components run: gs:// or inside the
+  image (the curated schema is package data under /opt/pipeline), never a
+  path on the machine that compiled it;
+- every module path of this project in it (preprocessing_fn, run_fn, the
+  AnomalyGate executor, TFMA custom metrics) imports from the package
+  installed the way the Dockerfile installs it, in an environment without
+  this checkout;
+- Dataflow Beam args are present on exactly the Beam components when
+  enabled, and nowhere when not;
+- the kfp SDK loads it, and it parses strictly as a PipelineSpec proto.
+"""
+
+import importlib.util
+import json
+import pathlib
+import re
+import subprocess
+import sys
+from typing import Dict
+from typing import Set
+
+from google.protobuf import json_format
+from kfp import components as kfp_components
+from kfp.pipeline_spec import pipeline_spec_pb2
+import pytest
+from tfx.dsl.components.base import executor_spec
+
+from pipeline import cloud
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+import schema as schema_lib
+from tests import installed_package
+
+REPO_ROOT = installed_package.REPO_ROOT
+KUBEFLOW_RUNNER = REPO_ROOT / 'runners' / 'kubeflow_runner.py'
+IMAGE = 'us-docker.pkg.dev/example-project/pipelines/tfx-tabular:test'
+ROOT_FLAGS = ['--image', IMAGE,
+              '--pipeline-root', 'gs://example-bucket/root',
+              '--data-root', 'gs://example-bucket/data/taxi']
+DATAFLOW_FLAGS = ['--use-dataflow', '--project', 'example-project',
+                  '--region', 'us-central1',
+                  '--temp-location', 'gs://example-bucket/tmp',
+                  '--machine-type', 'n1-standard-4', '--max-num-workers', '5']
+EXPECTED_DATAFLOW_ARGS = [
+    '--runner=DataflowRunner', '--project=example-project',
+    '--region=us-central1', '--temp_location=gs://example-bucket/tmp',
+    '--staging_location=gs://example-bucket/tmp/staging',
+    f'--sdk_container_image={IMAGE}', '--machine_type=n1-standard-4',
+    '--max_num_workers=5']
+
+# The resolver node compiles into two Vertex resolver tasks.
+BLESSING_RESOLVER = f'{pipeline_lib.BASELINE_RESOLVER}-model-blessing-resolver'
+MODEL_RESOLVER = f'{pipeline_lib.BASELINE_RESOLVER}-model-resolver'
+P = pipeline_lib
+EXPECTED_UPSTREAM = {
+    P.EXAMPLE_GEN: set(),
+    P.STATISTICS_GEN: {P.EXAMPLE_GEN},
+    P.SCHEMA_GEN: {P.STATISTICS_GEN},
+    P.IMPORT_SCHEMA_GEN: set(),
+    P.EXAMPLE_VALIDATOR: {P.STATISTICS_GEN, P.IMPORT_SCHEMA_GEN},
+    P.ANOMALY_GATE: {P.EXAMPLE_VALIDATOR},
+    P.TRANSFORM: {P.EXAMPLE_GEN, P.IMPORT_SCHEMA_GEN, P.ANOMALY_GATE},
+    P.TRAINER: {P.TRANSFORM, P.IMPORT_SCHEMA_GEN},
+    BLESSING_RESOLVER: set(),
+    MODEL_RESOLVER: {BLESSING_RESOLVER},
+    P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER},
+    P.PUSHER: {P.TRAINER, P.EVALUATOR},
+}
+
+
+def _load_runner():
+  spec = importlib.util.spec_from_file_location('kubeflow_runner',
+                                                KUBEFLOW_RUNNER)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _compile(tmp_path_factory, name, flags) -> dict:
+  output = tmp_path_factory.mktemp('spec') / f'{name}.json'
+  assert _load_runner().main(flags + ['--output-file', str(output)]) == 0
+  return json.loads(output.read_text())
+
+
+@pytest.fixture(scope='module')
+def spec_off(tmp_path_factory) -> dict:
+  return _compile(tmp_path_factory, 'off', ROOT_FLAGS)
+
+
+@pytest.fixture(scope='module')
+def spec_on(tmp_path_factory) -> dict:
+  return _compile(tmp_path_factory, 'on', ROOT_FLAGS + DATAFLOW_FLAGS)
+
+
+@pytest.fixture(scope='module')
+def image_package(tmp_path_factory) -> installed_package.InstalledPackage:
+  """The package installed like the Dockerfile does, from the sdist."""
+  root = tmp_path_factory.mktemp('image')
+  return installed_package.install(installed_package.build_sdist(root), root)
+
+
+def _tasks(job: dict) -> Dict[str, dict]:
+  return job['pipelineSpec']['root']['dag']['tasks']
+
+
+def _parameter(job: dict, task: str, name: str) -> str:
+  value = _tasks(job)[task]['inputs']['parameters'][name]
+  return value['runtimeValue']['constantValue']['stringValue']
+
+
+def _containers(job: dict) -> Dict[str, dict]:
+  """Task name -> container spec, for the tasks that run a container."""
+  executors = job['pipelineSpec']['deploymentSpec']['executors']
+  result = {}
+  for name, component in job['pipelineSpec']['components'].items():
+    executor = executors[component['executorLabel']]
+    if 'container' in executor:
+      result[name] = executor['container']
+  return result
+
+
+def _upstream(task: dict) -> Set[str]:
+  producers = {artifact['taskOutputArtifact']['producerTask']
+               for artifact in task.get('inputs', {}).get('artifacts',
+                                                          {}).values()}
+  return set(task.get('dependentTasks', [])) | producers
+
+
+def test_default_command_writes_a_spec_that_kfp_loads(tmp_path):
+  """`python runners/kubeflow_runner.py --output-file F`, exactly."""
+  output = tmp_path / 'p.json'
+  result = subprocess.run(
+      [sys.executable, str(KUBEFLOW_RUNNER), '--output-file', str(output)],
+      capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'Compiled {output}' in result.stdout
+  job = json.loads(output.read_text())
+  component = kfp_components.load_component_from_text(
+      json.dumps(job['pipelineSpec']))
+  assert component.name == 'tabular-taxi'
+  spec = json_format.ParseDict(job['pipelineSpec'],
+                               pipeline_spec_pb2.PipelineSpec())
+  assert set(spec.root.dag.tasks) == set(EXPECTED_UPSTREAM)
+  assert job['runtimeConfig']['gcsOutputDirectory'].startswith('gs://')
+
+
+def test_every_component_is_a_task_with_its_dependencies(spec_off, spec_on):
+  for job in (spec_off, spec_on):
+    tasks = _tasks(job)
+    assert set(tasks) == set(EXPECTED_UPSTREAM)
+    for name, task in tasks.items():
+      assert _upstream(task) == EXPECTED_UPSTREAM[name], name
+
+
+def test_every_container_runs_the_requested_image(spec_off, spec_on):
+  for job in (spec_off, spec_on):
+    containers = _containers(job)
+    assert set(containers) == set(EXPECTED_UPSTREAM) - {
+        BLESSING_RESOLVER, MODEL_RESOLVER}
+    assert {c['image'] for c in containers.values()} == {IMAGE}
+
+
+def test_paths_are_valid_where_the_components_run(spec_off, image_package):
+  text = json.dumps(spec_off)
+  # Nothing from the machine that compiled it.
+  assert str(REPO_ROOT) not in text
+  assert sys.prefix not in text
+  assert _parameter(spec_off, P.EXAMPLE_GEN, 'input_base') == (
+      'gs://example-bucket/data/taxi')
+  assert spec_off['runtimeConfig']['gcsOutputDirectory'] == (
+      'gs://example-bucket/root')
+  push = json.loads(_parameter(spec_off, P.PUSHER, 'push_destination'))
+  assert push['filesystem']['base_directory'] == (
+      'gs://example-bucket/root/serving_model')
+  # The schema is package data inside the image.
+  schema_file = _parameter(spec_off, P.IMPORT_SCHEMA_GEN, 'schema_file')
+  relative = pathlib.PurePosixPath(schema_file).relative_to(
+      cloud.CONTAINER_PACKAGE_DIR)
+  installed = image_package.package_dir / relative
+  assert installed.is_file(), f'{schema_file} is not in the package'
+  assert installed.read_text() == pathlib.Path(
+      schema_lib.schema_path('taxi')).read_text()
+
+
+def test_module_paths_resolve_from_the_installed_package(spec_off,
+                                                         image_package):
+  """Imports every dotted path in the spec without this checkout."""
+  dotted = {_parameter(spec_off, P.TRANSFORM, 'preprocessing_fn'),
+            _parameter(spec_off, P.TRAINER, 'run_fn')}
+  assert dotted == {pipeline_lib.PREPROCESSING_FN, pipeline_lib.RUN_FN}
+  for container in _containers(spec_off).values():
+    args = container['args']
+    executor = args[args.index('--executor_class_path') + 1]
+    # TFX's own executors come with the TFX base image; anything else is
+    # this project's code and must be in the package.
+    if not executor.startswith('tfx.'):
+      dotted.add(executor)
+  eval_config = json.loads(_parameter(spec_off, P.EVALUATOR, 'eval_config'))
+  for metric in eval_config['metrics_specs'][0]['metrics']:
+    if metric.get('module'):
+      dotted.add(f"{metric['module']}.{metric['class_name']}")
+  # Local user-module files would be packaged from this machine; the
+  # pipeline must use installed module paths only.
+  transform_inputs = _tasks(spec_off)[P.TRANSFORM]['inputs']['parameters']
+  assert 'module_file' not in transform_inputs
+  assert 'module_path' not in transform_inputs
+
+  script = (
+      'import importlib, json, sys\n'
+      'found = {}\n'
+      'for path in sys.argv[1:]:\n'
+      '  module, _, name = path.rpartition(".")\n'
+      '  mod = importlib.import_module(module)\n'
+      '  assert callable(getattr(mod, name)), path\n'
+      '  found[path] = mod.__file__\n'
+      'print(json.dumps(found))\n')
+  result = subprocess.run(
+      [str(image_package.python), '-c', script, *sorted(dotted)],
+      capture_output=True, text=True, timeout=600,
+      env=image_package.environ(), cwd=str(image_package.venv))
+  assert result.returncode == 0, result.stderr[-3000:]
+  found = json.loads(result.stdout.strip().splitlines()[-1])
+  assert set(found) == dotted
+  assert 'pipeline.anomaly_gate.AnomalyGate_Executor' in found
+  for path, module_file in found.items():
+    assert module_file.startswith(str(image_package.package_dir)), (
+        path, module_file)
+
+
+def test_dataflow_args_on_exactly_the_beam_components(spec_on, spec_off):
+  config = config_lib.PipelineConfig(
+      pipeline_name='x', pipeline_root='gs://b/root', data_root='gs://b/data',
+      schema_path=cloud.container_schema_path('taxi'),
+      serving_model_dir='gs://b/serving')
+  beam_components = {
+      c.id for c in pipeline_lib.create_pipeline(config).components
+      if isinstance(c.executor_spec, executor_spec.BeamExecutorSpec)}
+  assert set(cloud.dataflow_components()) == beam_components
+  for name, container in _containers(spec_on).items():
+    if name in beam_components:
+      assert container['args'][-len(EXPECTED_DATAFLOW_ARGS):] == (
+          EXPECTED_DATAFLOW_ARGS), name
+    else:
+      assert '--runner=DataflowRunner' not in container['args'], name
+  # ExampleGen's driver reads the input too; it gets the same args.
+  pre_cache = _containers(spec_on)[P.EXAMPLE_GEN]['lifecycle']['preCacheCheck']
+  assert pre_cache['args'][-len(EXPECTED_DATAFLOW_ARGS):] == (
+      EXPECTED_DATAFLOW_ARGS)
+  off_text = json.dumps(spec_off)
+  for arg in EXPECTED_DATAFLOW_ARGS:
+    assert arg.split('=')[0] not in off_text, arg
+
+
+def test_submit_without_credentials_compiles_only(tmp_path, monkeypatch,
+                                                  capsys):
+  for var in ('GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_CONFIG'):
+    monkeypatch.delenv(var, raising=False)
+  monkeypatch.setenv('HOME', str(tmp_path))  # No gcloud ADC file here.
+  monkeypatch.setenv('CLOUDSDK_CONFIG', str(tmp_path / 'gcloud'))
+  monkeypatch.setenv('NO_GCE_CHECK', 'True')  # Not on GCE: skip the probe.
+  submitted = []
+  monkeypatch.setattr(cloud, 'submit_to_vertex',
+                      lambda *a, **k: submitted.append(a))
+  output = tmp_path / 'p.json'
+  exit_code = _load_runner().main(
+      ROOT_FLAGS + ['--region', 'us-central1', '--project', 'example-project',
+                    '--submit', '--output-file', str(output)])
+  err = capsys.readouterr().err
+  assert exit_code == 2
+  assert output.is_file() and not submitted
+  assert 'NOT SUBMITTED' in err and 'Application Default Credentials' in err
+
+
+def test_submit_refuses_placeholders(tmp_path, capsys):
+  output = tmp_path / 'p.json'
+  assert _load_runner().main(['--submit', '--output-file', str(output)]) == 2
+  err = capsys.readouterr().err
+  assert output.is_file()
+  for flag in ('--pipeline-root', '--data-root', '--image', '--region'):
+    assert flag in err
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--data-root', str(REPO_ROOT / 'data' / 'taxi')],
+     '--data-root must be a gs:// path'),
+    (['--schema', schema_lib.schema_path('taxi')],
+     'would be read inside the pipeline image'),
+    (['--use-dataflow', '--project', 'p', '--region', 'r',
+      '--temp-location', '/tmp'], '--temp-location must be a gs:// path'),
+    (['--use-dataflow', '--region', 'r', '--temp-location', 'gs://b/t'],
+     '--project is required'),
+], ids=['data-root', 'schema', 'temp-location', 'project'])
+def test_unusable_cloud_settings_are_refused(flags, message, tmp_path,
+                                             monkeypatch, capsys):
+  monkeypatch.delenv(cloud.ENV_VARS['project'], raising=False)
+  with pytest.raises(SystemExit) as exit_info:
+    _load_runner().main(flags + ['--output-file', str(tmp_path / 'p.json')])
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / 'p.json').exists()
+
+
+def _lock_version(package: str) -> str:
+  lock = (REPO_ROOT / 'requirements.lock').read_text()
+  return re.search(rf'^{re.escape(package)}==(\S+)$', lock, re.M).group(1)
+
+
+def test_dockerfile_agrees_with_lock_setup_and_spec():
+  dockerfile = (REPO_ROOT / 'Dockerfile').read_text()
+  instructions = re.sub(r'\\\n', ' ', dockerfile)
+  assert f'FROM gcr.io/tfx-oss-public/tfx:{_lock_version("tfx")}' in (
+      instructions)
+  assert (f'FROM apache/beam_python3.10_sdk:{_lock_version("apache-beam")}'
+          in instructions)
+  assert re.search(r'^ENV TF_USE_LEGACY_KERAS=1$', instructions, re.M)
+  assert re.search(r'pip install .*--no-deps\s+-r \S*requirements.lock',
+                   instructions)
+  # The package from setup.py, into the folder the spec's paths point at.
+  assert re.search(
+      rf'pip install .*--target {cloud.CONTAINER_PACKAGE_DIR} /tmp/build/src',
+      instructions)
+  assert f'ENV PYTHONPATH="{cloud.CONTAINER_PACKAGE_DIR}' in instructions
+  assert cloud.container_schema_path('taxi') in instructions
+  ignored = {line.strip() for line in
+             (REPO_ROOT / '.dockerignore').read_text().splitlines()
+             if line.strip() and not line.startswith('#')}
+  needed = {'setup.py', 'requirements.lock', 'models', 'pipeline', 'schema'}
+  assert not needed & ignored
+  assert {'.venv', '.git', 'outputs'} <= ignored
