@@ -194,8 +194,8 @@ def DriftGate(  # pylint: disable=invalid-name
 
 
 def add_to_pipeline(components: List, statistics_gen, import_schema_gen,
-                    after, before, allowed_anomaly_types: Sequence[str]
-                    ) -> None:
+                    after, before, allowed_anomaly_types: Sequence[str],
+                    strategy_class=LatestIfAnyStrategy) -> None:
   """Appends the baseline resolver and the gate; orders it after/before.
 
   Args:
@@ -206,9 +206,12 @@ def add_to_pipeline(components: List, statistics_gen, import_schema_gen,
       with schema anomalies never becomes the baseline.
     before: Node that must wait for the gate (Transform).
     allowed_anomaly_types: GateConfig.allowed_anomalies.
+    strategy_class: How the baseline is resolved. KubeflowV2DagRunner only
+      compiles TFX's LatestArtifactStrategy (and LatestBlessedModelStrategy),
+      so a Vertex pipeline must pass that one.
   """
   baseline = tfx.dsl.Resolver(
-      strategy_class=LatestIfAnyStrategy,
+      strategy_class=strategy_class,
       statistics=tfx.dsl.Channel(
           type=tfx.types.standard_artifacts.ExampleStatistics,
           producer_component_id=DRIFT_GATE,

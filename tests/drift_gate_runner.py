@@ -37,12 +37,17 @@ def main() -> None:
           after=nodes[pipeline_lib.ANOMALY_GATE],
           before=nodes[pipeline_lib.TRANSFORM],
           allowed_anomaly_types=config.gate.allowed_anomalies)
-      # Re-setting the components would prepend the pipeline's Beam args to
-      # every Beam component a second time (and so miss the cache); the
-      # components already carry them from the first time.
-      beam_args, pipeline.beam_pipeline_args = pipeline.beam_pipeline_args, []
+      # Re-setting the components prepends the pipeline's Beam args to every
+      # Beam component a second time, which would change their cache keys;
+      # put back the args they had.
+      specs = {node.id: getattr(node, 'executor_spec', None)
+               for node in components}
+      beam_args = {node_id: list(spec.beam_pipeline_args)
+                   for node_id, spec in specs.items()
+                   if hasattr(spec, 'beam_pipeline_args')}
       pipeline.components = components
-      pipeline.beam_pipeline_args = beam_args
+      for node_id, args in beam_args.items():
+        specs[node_id].beam_pipeline_args = args
     return pipeline
 
   pipeline_lib.create_pipeline = with_drift_gate

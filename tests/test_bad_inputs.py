@@ -21,9 +21,13 @@ from typing import Callable
 from typing import List
 from typing import Tuple
 
+from google.protobuf import text_format
 import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
+from pipeline import drift_gate
 from pipeline import input_check
 import schema as schema_lib
 from tests import robustness
@@ -482,3 +486,47 @@ def test_drift_against_previous_data_stops_before_transform(outputs,
     assert states['DriftGate'] == 'FAILED', (attempt, states)
     assert not set(TRAINING_AND_AFTER) & set(states), (attempt, states)
   _assert_untouched(outputs, before, new_runs=2)
+
+
+# --- The drift check itself, on statistics computed in-process. ----------
+
+
+@pytest.fixture(scope='module')
+def drift_inputs(tmp_path_factory):
+  """Curated schema and TFDV statistics of the sample and of drifted data."""
+  schema = text_format.Parse(pathlib.Path(SCHEMA).read_text(),
+                             schema_pb2.Schema())
+  drifted = _shift_payment_types(tmp_path_factory.mktemp('drift'))
+
+  def stats(path: pathlib.Path):
+    return tfdv.generate_statistics_from_csv(str(path))
+
+  return (schema, stats(SAMPLE_DATA / 'data.csv'),
+          stats(REPO_ROOT / 'data' / 'taxi' / 'data.csv'),
+          stats(drifted / 'data.csv'))
+
+
+def test_drift_comparators_accept_more_data_of_the_same_kind(drift_inputs):
+  schema, sample, full, _ = drift_inputs
+  assert drift_gate.check({'train': full}, {'train': sample}, schema) == []
+
+
+def test_drift_check_names_feature_and_what_to_do(drift_inputs):
+  schema, sample, _, drifted = drift_inputs
+  with pytest.raises(drift_gate.DataDriftError) as raised:
+    drift_gate.check({'train': drifted}, {'train': sample}, schema)
+  message = str(raised.value)
+  assert '\n' not in message
+  assert ("split 'train', feature 'payment_type': COMPARATOR_L_INFTY_HIGH"
+          in message)
+  assert 'The feature value with maximum difference is: Cash' in message
+  assert '--allow-anomaly COMPARATOR_L_INFTY_HIGH' in message
+  tolerated = drift_gate.check({'train': drifted}, {'train': sample}, schema,
+                               allowed=['COMPARATOR_L_INFTY_HIGH'])
+  assert len(tolerated) == 1 and "'payment_type'" in tolerated[0]
+
+
+def test_first_run_has_no_baseline_instead_of_failing():
+  strategy = drift_gate.LatestIfAnyStrategy()
+  assert strategy.resolve_artifacts(None, {'statistics': []}) == {
+      'statistics': []}
