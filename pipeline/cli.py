@@ -69,6 +69,10 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--drop-all-features', action='store_true',
                       help='Gate self-test: train a useless model that only '
                       'knows the base rate. It must not be blessed.')
+  parser.add_argument('--check-drift', action='store_true',
+                      help='Stop the run when the training data drifted from '
+                      'the last accepted data beyond the drift comparators in '
+                      'the curated schema.')
   parser.add_argument('--no-cache', action='store_true',
                       help='Re-run every component even if its inputs are '
                       'unchanged.')
@@ -99,7 +103,8 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
           per_replica_batch_size=args.per_replica_batch_size,
           model=model_lib.ModelConfig(
               drop_all_features=args.drop_all_features)),
-      gate=config_lib.GateConfig(allowed_anomalies=tuple(args.allow_anomaly)),
+      gate=config_lib.GateConfig(allowed_anomalies=tuple(args.allow_anomaly),
+                                 check_drift=args.check_drift),
       enable_cache=not args.no_cache,
       beam_pipeline_args=tuple(beam_pipeline_args))
 

@@ -29,12 +29,17 @@ class GateConfig:
       model.
     allowed_anomalies: ExampleValidator anomaly types (e.g.
       'ENUM_TYPE_UNEXPECTED_STRING_VALUES') that do not stop the run.
+    check_drift: Also stop the run when the training statistics drifted from
+      the last accepted data beyond the schema's drift comparators
+      (DriftGate). Local and Dataflow orchestration only for now: its baseline
+      resolver uses a strategy KubeflowV2DagRunner does not compile.
   """
   min_auc: float = 0.90
   min_accuracy_lift: float = 0.02
   min_example_count: int = 100
   max_auc_drop: float = 0.01
   allowed_anomalies: Tuple[str, ...] = ()
+  check_drift: bool = False
 
   def __post_init__(self) -> None:
     if not 0.5 <= self.min_auc <= 1.0:

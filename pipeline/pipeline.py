@@ -17,6 +17,7 @@ from tfx import v1 as tfx
 import models
 from pipeline import anomaly_gate
 from pipeline import config as config_lib
+from pipeline import drift_gate
 from pipeline import evaluation
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
@@ -151,6 +152,10 @@ def create_pipeline(
   components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
                 example_validator, gate, transform, trainer,
                 baseline_resolver, evaluator, pusher]
+  if config.gate.check_drift:
+    drift_gate.add_to_pipeline(
+        components, statistics_gen, import_schema_gen, after=gate,
+        before=transform, allowed_anomaly_types=config.gate.allowed_anomalies)
   for component in components:
     extra = (config.component_beam_args or {}).get(component.id)
     if extra:
