@@ -190,23 +190,22 @@ def _slice_name(slice_key: Tuple) -> str:
 def read_metrics(evaluation_uri: str
                  ) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
   """Returns overall metrics and metrics per slice from an Evaluator output."""
-  # With a baseline, TFMA stores two models; ask for the candidate by name
-  # (its metrics include the `*_diff` against the baseline).
-  result = tfma.load_eval_result(evaluation_uri, model_name=CANDIDATE)
-  if not result.slicing_metrics:
-    result = tfma.load_eval_result(evaluation_uri)
+  # Read the metrics protos directly: loading a full EvalResult also loads
+  # plots and warns once per slice. With a baseline, TFMA stores both models;
+  # keep the candidate (whose metrics include the `*_diff` values).
   overall: Dict[str, float] = {}
   by_slice: Dict[str, Dict[str, float]] = {}
-  for slice_key, metrics in result.slicing_metrics:
+  for record in tfma.load_metrics(evaluation_uri):
+    slice_key = tfma.slicer.deserialize_slice_key(record.slice_key)
     values = {}
-    for output in metrics.values():
-      for sub in output.values():
-        for name, value in sub.items():
-          number = value.get('doubleValue')
-          if number is None and 'boundedValue' in value:
-            number = value['boundedValue'].get('value')
-          if number is not None:
-            values[name] = float(number)
+    for entry in record.metric_keys_and_values:
+      if entry.key.model_name not in ('', CANDIDATE):
+        continue
+      name = entry.key.name + ('_diff' if entry.key.is_diff else '')
+      if entry.value.HasField('double_value'):
+        values[name] = entry.value.double_value.value
+      elif entry.value.HasField('bounded_value'):
+        values[name] = entry.value.bounded_value.value.value
     if slice_key:
       by_slice[_slice_name(slice_key)] = values
     else:
