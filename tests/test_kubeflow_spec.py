@@ -41,7 +41,7 @@ REPO_ROOT = installed_package.REPO_ROOT
 KUBEFLOW_RUNNER = REPO_ROOT / 'runners' / 'kubeflow_runner.py'
 IMAGE = 'us-docker.pkg.dev/example-project/pipelines/tfx-tabular:test'
 ROOT_FLAGS = ['--image', IMAGE,
-              '--pipeline-root', 'gs://example-bucket/root',
+              '--pipeline-root', 'gs://example-bucket/pipeline-root',
               '--data-root', 'gs://example-bucket/data/taxi']
 DATAFLOW_FLAGS = ['--use-dataflow', '--project', 'example-project',
                   '--region', 'us-central1',
@@ -174,10 +174,10 @@ def test_paths_are_valid_where_the_components_run(spec_off, image_package):
   assert _parameter(spec_off, P.EXAMPLE_GEN, 'input_base') == (
       'gs://example-bucket/data/taxi')
   assert spec_off['runtimeConfig']['gcsOutputDirectory'] == (
-      'gs://example-bucket/root')
+      'gs://example-bucket/pipeline-root')
   push = json.loads(_parameter(spec_off, P.PUSHER, 'push_destination'))
   assert push['filesystem']['base_directory'] == (
-      'gs://example-bucket/root/serving_model')
+      'gs://example-bucket/pipeline-root/serving_model')
   # The schema is package data inside the image.
   schema_file = _parameter(spec_off, P.IMPORT_SCHEMA_GEN, 'schema_file')
   relative = pathlib.PurePosixPath(schema_file).relative_to(
