@@ -8,6 +8,7 @@ anomaly type found is explicitly allow-listed in config.
 
 import os
 from typing import Dict
+from typing import Iterator
 from typing import List
 from typing import Sequence
 from typing import Tuple
@@ -37,21 +38,27 @@ def read_anomalies(uri: str, split_names: Sequence[str]
   return result
 
 
+def reasons(split: str, anomalies: anomalies_pb2.Anomalies
+            ) -> Iterator[Tuple[str, str]]:
+  """Yields (anomaly type name, readable line) for every reason, by feature."""
+  entries = list(anomalies.anomaly_info.items())
+  if anomalies.HasField('dataset_anomaly_info'):
+    entries.append(('<dataset>', anomalies.dataset_anomaly_info))
+  for feature, info in sorted(entries, key=lambda e: e[0]):
+    for reason in info.reason:
+      kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
+      yield kind, (f"split '{split}', feature '{feature}': {kind}: "
+                   f'{reason.description or info.description}')
+
+
 def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies],
              allowed: Sequence[str]) -> Tuple[List[str], List[str]]:
   """Splits anomalies into blocking and allowed, as readable lines."""
   blocking: List[str] = []
   allowed_lines: List[str] = []
   for split, anomalies in sorted(anomalies_by_split.items()):
-    entries = list(anomalies.anomaly_info.items())
-    if anomalies.HasField('dataset_anomaly_info'):
-      entries.append(('<dataset>', anomalies.dataset_anomaly_info))
-    for feature, info in sorted(entries, key=lambda e: e[0]):
-      for reason in info.reason:
-        kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
-        line = (f"split '{split}', feature '{feature}': {kind}: "
-                f'{reason.description or info.description}')
-        (allowed_lines if kind in allowed else blocking).append(line)
+    for kind, line in reasons(split, anomalies):
+      (allowed_lines if kind in allowed else blocking).append(line)
   return blocking, allowed_lines
 
 

@@ -32,6 +32,8 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from pipeline import anomaly_gate
+
 DRIFT_GATE = 'DriftGate'
 BASELINE_RESOLVER = 'AcceptedStatisticsResolver'
 ACCEPTED_STATISTICS = 'accepted_statistics'
@@ -83,17 +85,9 @@ def drift_lines(current: statistics_pb2.DatasetFeatureStatisticsList,
   """
   anomalies = tfdv.validate_statistics(current, schema,
                                        previous_statistics=previous)
-  lines = []
-  entries = list(anomalies.anomaly_info.items())
-  if anomalies.HasField('dataset_anomaly_info'):
-    entries.append(('<dataset>', anomalies.dataset_anomaly_info))
-  for feature, info in sorted(entries, key=lambda e: e[0]):
-    for reason in info.reason:
-      kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
-      if kind in DRIFT_ANOMALY_TYPES:
-        lines.append((kind, f"split '{split}', feature '{feature}': {kind}: "
-                      f'{reason.description}'))
-  return lines
+  return [(kind, line)
+          for kind, line in anomaly_gate.reasons(split, anomalies)
+          if kind in DRIFT_ANOMALY_TYPES]
 
 
 def check(current: Dict[str, statistics_pb2.DatasetFeatureStatisticsList],

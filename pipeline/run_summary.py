@@ -24,17 +24,10 @@ from tfx.utils import io_utils
 
 from models import train
 from pipeline import evaluation
+from pipeline import inspect as inspect_lib
 from pipeline import pipeline as pipeline_ids
 from pipeline import schema_diff
 
-_STATE_NAMES = {
-    metadata_store_pb2.Execution.COMPLETE: 'complete',
-    metadata_store_pb2.Execution.CACHED: 'cached',
-    metadata_store_pb2.Execution.FAILED: 'FAILED',
-    metadata_store_pb2.Execution.RUNNING: 'running',
-    metadata_store_pb2.Execution.CANCELED: 'canceled',
-    metadata_store_pb2.Execution.NEW: 'new',
-}
 HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
                     .MAJORITY_RATE_NAME, evaluation.custom_metrics
                     .ACCURACY_LIFT_NAME, 'precision', 'recall', 'example_count')
@@ -126,7 +119,8 @@ def summarize(store: metadata_store.MetadataStore, pipeline_name: str,
                         execution.create_time_since_epoch) / 1000.0)
     summary.components.append(ComponentRun(
         component_id=_node_id(store, execution),
-        state=_STATE_NAMES.get(execution.last_known_state, 'unknown'),
+        state=inspect_lib.STATE_NAMES.get(execution.last_known_state,
+                                          'unknown'),
         seconds=seconds))
     _collect_outputs(store, execution, summary.components[-1].component_id,
                      summary)
