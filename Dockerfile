@@ -29,7 +29,7 @@ RUN python -m pip install --no-cache-dir --no-deps \
 # 2. This project, built from setup.py (the same package that Dataflow's
 #    --setup_file builds), installed into a fixed folder: the compiled
 #    pipeline spec names files inside it, e.g. the curated schema at
-#    /opt/pipeline/schema/taxi/schema.pbtxt (pipeline/cloud.py:
+#    /opt/pipeline/schema/taxi/schema.pbtxt (pipeline/cloud/settings.py:
 #    CONTAINER_PACKAGE_DIR). The source copy is deleted, so code can only be
 #    imported from the installed package.
 COPY . /tmp/build/src
@@ -44,7 +44,7 @@ ENTRYPOINT ["/opt/apache/beam/boot"]
 # Fail the build, not a pipeline run, if the code or the schema is missing.
 RUN cd / && python -c "\
 import schema, models.keras_choice, models.preprocessing, models.train, \
-models.metrics, pipeline.anomaly_gate; \
+models.metrics, pipeline.components.anomaly_gate; \
 models.keras_choice.require_legacy_keras(); \
 path = schema.schema_path('taxi'); \
 assert path == '/opt/pipeline/schema/taxi/schema.pbtxt', path"

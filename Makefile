@@ -64,7 +64,7 @@ clean:
 # its metadata store (not a hard-coded path).
 TB_PORT ?= 6006
 tensorboard: $(STAMP)
-	@logdir=$$($(PY) -m pipeline.inspect --output-dir $(OUTPUT_DIR) --tensorboard-logdir) || exit 1; \
+	@logdir=$$($(PY) -m pipeline.inspection --output-dir $(OUTPUT_DIR) --tensorboard-logdir) || exit 1; \
 	echo "TensorBoard: http://127.0.0.1:$(TB_PORT)/  (logs: $$logdir)"; \
 	$(VENV)/bin/tensorboard --logdir "$$logdir" --host 127.0.0.1 --port $(TB_PORT)
 

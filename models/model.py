@@ -8,45 +8,15 @@ which learns interactions such as fare size within a payment type.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
 from typing import Dict
 from typing import Mapping
 from typing import Sequence
-from typing import Tuple
 
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-  """Architecture and optimizer settings.
-
-  Attributes:
-    hidden_units: Sizes of the deep tower's layers.
-    dropout: Dropout rate after each deep layer.
-    learning_rate: Adam learning rate.
-    l2: L2 penalty on embeddings and dense kernels.
-    drop_all_features: Zero every input, so the model can only learn the base
-      rate: a deliberately useless majority-class model, used to prove that
-      the blessing gate rejects it.
-  """
-  hidden_units: Tuple[int, ...] = (64, 32)
-  dropout: float = 0.3
-  learning_rate: float = 0.001
-  l2: float = 1e-4
-  drop_all_features: bool = False
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, values: Mapping[str, Any]) -> 'ModelConfig':
-    values = dict(values)
-    if 'hidden_units' in values:
-      values['hidden_units'] = tuple(int(u) for u in values['hidden_units'])
-    return cls(**values)
+from models import model_config
+from models.model_config import ModelConfig
 
 
 def _zero(tensor: tf.Tensor) -> tf.Tensor:
@@ -60,7 +30,7 @@ def embedding_dim(cardinality: int) -> int:
 
 def build_model(dense_features: Sequence[str],
                 categorical_cardinalities: Mapping[str, int],
-                config: ModelConfig = ModelConfig()) -> tf.keras.Model:
+                config: ModelConfig = model_config.DEFAULT) -> tf.keras.Model:
   """Builds and compiles the classifier.
 
   Args:

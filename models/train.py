@@ -21,6 +21,7 @@ from models import data_input
 from models import features
 from models import keras_choice
 from models import model as model_lib
+from models import model_config as config_lib
 from models import signatures
 
 
@@ -65,9 +66,6 @@ def distribution_strategy() -> tf.distribute.Strategy:
   return strategy
 
 
-TRAINING_INFO_FILE = 'training_info.json'
-
-
 def _write_training_info(model_run_dir: str,
                          strategy: tf.distribute.Strategy,
                          global_batch: int) -> None:
@@ -78,9 +76,55 @@ def _write_training_info(model_run_dir: str,
       'devices': list(strategy.extended.worker_devices),
       'global_batch_size': global_batch,
   }
-  with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_INFO_FILE),
+  with tf.io.gfile.GFile(os.path.join(model_run_dir,
+                                      config_lib.TRAINING_INFO_FILE),
                          'w') as f:
     json.dump(info, f, indent=2)
+
+
+# Steps between validation passes and TensorBoard points.
+STEPS_PER_EPOCH = 100
+
+
+class StopAtStep(tf.keras.callbacks.Callback):
+  """Stops training once the optimizer has taken exactly `steps` steps.
+
+  Keras trains whole epochs of `steps_per_epoch`; this ends the last,
+  partial epoch early, so `--train-steps N` means N, not N rounded down.
+  """
+
+  def __init__(self, steps: int):
+    super().__init__()
+    self.steps = steps
+
+  def on_train_batch_end(self, batch, logs=None):
+    del batch, logs  # Unused.
+    if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+      self.model.stop_training = True
+
+
+def fit_exact_steps(model: tf.keras.Model, train_ds: tf.data.Dataset,
+                    steps: int, callbacks=(), **fit_kwargs
+                    ) -> tf.keras.callbacks.History:
+  """Fits for exactly `steps` optimizer steps, validating every epoch.
+
+  Args:
+    model: A compiled model.
+    train_ds: A repeated dataset (it must not run out).
+    steps: Optimizer steps to take, >= 1.
+    callbacks: Extra Keras callbacks.
+    **fit_kwargs: Passed to `model.fit` (validation data, verbosity).
+
+  Returns:
+    The Keras history.
+  """
+  if steps < 1:
+    raise ValueError(f'train steps must be >= 1, got {steps}.')
+  steps_per_epoch = min(steps, STEPS_PER_EPOCH)
+  epochs = -(-steps // steps_per_epoch)  # Ceiling: the last may be partial.
+  fit_kwargs.setdefault('verbose', 2)
+  return model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                   callbacks=[*callbacks, StopAtStep(steps)], **fit_kwargs)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -88,7 +132,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   keras_choice.require_legacy_keras()
   spec = features.DatasetSpec.from_dict(fn_args.custom_config['dataset'])
   training = fn_args.custom_config['training']
-  model_config = model_lib.ModelConfig.from_dict(training['model'])
+  model_config = config_lib.ModelConfig.from_dict(training['model'])
   per_replica_batch = int(training['per_replica_batch_size'])
   # Same data, code and config give the same model (on CPU).
   tf.keras.utils.set_random_seed(int(training['seed']))
@@ -112,17 +156,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   with strategy.scope():
     model = model_lib.build_model(dense, categorical, model_config)
 
-  steps_per_epoch = max(1, min(fn_args.train_steps, 100))
-  epochs = max(1, fn_args.train_steps // steps_per_epoch)
-  model.fit(
-      train_ds,
-      steps_per_epoch=steps_per_epoch,
-      epochs=epochs,
+  fit_exact_steps(
+      model, train_ds, fn_args.train_steps,
       validation_data=eval_ds,
       validation_steps=fn_args.eval_steps,
       callbacks=[tf.keras.callbacks.TensorBoard(
-          log_dir=fn_args.model_run_dir, update_freq='epoch')],
-      verbose=2)
+          log_dir=fn_args.model_run_dir, update_freq='epoch')])
 
   model.save(fn_args.serving_model_dir, save_format='tf',
              signatures=signatures.make_signatures(

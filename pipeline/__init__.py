@@ -1,1 +1,3 @@
-"""The TFX pipeline definition, its typed config and run inspection helpers."""
+"""The TFX pipeline: definition, custom components, local run-time, inspection
+and cloud, one subpackage per concern. See docs/design.md for the import rules.
+"""

@@ -20,8 +20,8 @@ def main(argv=None) -> int:
   keras_choice.select_keras()  # Before anything imports TensorFlow.
   warnings.filterwarnings('ignore', category=FutureWarning)
   # pylint: disable=g-import-not-at-top
-  from pipeline import cli
-  from pipeline import cloud
+  from pipeline import flags as cli
+  from pipeline.cloud import settings as cloud
 
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   cli.add_common_flags(parser)
@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     parser.error(str(e))
   config = cloud.with_dataflow(config, settings)
   print('Beam components on Dataflow: ' + ' '.join(settings.beam_args()))
-  from pipeline import local_run  # Imports TFX: after --help and validation.
+  from pipeline.local import (
+    run as local_run,  # Imports TFX: after --help and validation.
+  )
   return local_run.run(config, layout, verbose=args.verbose,
                        lock_timeout_s=args.lock_timeout)
 

@@ -19,8 +19,8 @@ def main(argv=None) -> int:
   keras_choice.select_keras()  # Before anything imports TensorFlow.
   warnings.filterwarnings('ignore', category=FutureWarning)
   # pylint: disable=g-import-not-at-top
-  from pipeline import cli
-  from pipeline import cloud
+  from pipeline import flags as cli
+  from pipeline.cloud import settings as cloud
 
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   cli.add_common_flags(parser)

@@ -16,8 +16,8 @@ def main(argv=None) -> int:
   # Version-support notices from the Google client libraries, not actionable.
   warnings.filterwarnings('ignore', category=FutureWarning)
   # pylint: disable=g-import-not-at-top
-  from pipeline import cli
-  from pipeline import local_run
+  from pipeline import flags as cli
+  from pipeline.local import run as local_run
 
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   cli.add_common_flags(parser)

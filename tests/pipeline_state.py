@@ -9,7 +9,7 @@ from typing import List
 
 import tensorflow as tf
 
-from pipeline import run_summary
+from pipeline.inspection import summary as run_summary
 
 PIPELINE_NAME = 'tabular-taxi'
 

@@ -20,7 +20,7 @@ from typing import Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import run_summary
+from pipeline.inspection import summary as run_summary
 from tests import pipeline_state
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import SAMPLE_DATA

@@ -28,8 +28,8 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
-from pipeline import drift_gate
-from pipeline import input_check
+from pipeline.components import drift_gate
+from pipeline.local import preflight as input_check
 import schema as schema_lib
 from tests import robustness
 from tests.conftest import E2E_TRAIN_STEPS

@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import psutil
 import pytest
 
-from pipeline import cli
+from pipeline import flags as cli
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 LOCAL_RUNNER = REPO_ROOT / 'runners' / 'local_runner.py'
@@ -87,8 +87,8 @@ def test_local_runner_passes_workers_to_every_beam_component(
     tmp_path, monkeypatch):
   from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
 
-  from pipeline import local_run  # pylint: disable=g-import-not-at-top
-  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  from pipeline.local import run as local_run  # pylint: disable=g-import-not-at-top
   calls = []
   monkeypatch.setattr(local_run, 'run',
                       lambda config, layout, **kwargs: calls.append(config)

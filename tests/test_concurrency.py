@@ -17,8 +17,8 @@ import textwrap
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from pipeline import run_lock
-from pipeline import run_summary
+from pipeline.inspection import summary as run_summary
+from pipeline.local import run_lock
 from tests import robustness
 from tests.conftest import E2E_TRAIN_STEPS
 from tests.conftest import LOCAL_RUNNER
@@ -30,7 +30,7 @@ from tests.conftest import run_local_pipeline
 # A child process that takes the lock, says so, and holds it until killed.
 _HOLDER = textwrap.dedent('''
     import sys, time
-    from pipeline import run_lock
+    from pipeline.local import run_lock
     lock = run_lock.acquire(sys.argv[1])
     print('held', flush=True)
     time.sleep(600)
@@ -74,7 +74,7 @@ def test_waiting_run_gets_the_lock_when_the_holder_ends(tmp_path):
   holder = _start_holder(tmp_path)
   waiter = subprocess.Popen(
       [sys.executable, '-c',
-       'import sys; from pipeline import run_lock; '
+       'import sys; from pipeline.local import run_lock; '
        'run_lock.acquire(sys.argv[1], timeout_s=-1); print("acquired")',
        str(tmp_path)],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -7,8 +7,8 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
-from pipeline import config as config_lib
-from pipeline import evaluation
+from pipeline.definition import config as config_lib
+from pipeline.definition import evaluation
 import schema as schema_lib
 
 

@@ -24,7 +24,7 @@ from typing import List
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from pipeline import run_summary
+from pipeline.inspection import summary as run_summary
 from tests import robustness
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import PIPELINE_NAME

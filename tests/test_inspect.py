@@ -1,4 +1,4 @@
-"""Lineage listing (`python -m pipeline.inspect`) and the live progress lines.
+"""Lineage listing (`python -m pipeline.inspection`) and the live progress lines.
 
 The e2e tests compare what the CLI and the runner printed with what MLMD
 recorded, read here straight through the MLMD API. The progress unit tests
@@ -18,9 +18,9 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from pipeline import inspect as inspect_lib
-from pipeline import progress
-from pipeline import run_summary
+from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import summary as run_summary
+from pipeline.local import progress
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
 
@@ -31,7 +31,7 @@ CHAIN_LINE = re.compile(r'^\s+(?:-> )?\s*(\w+)\s+(#\d+)?\s*(\S+)(?:\s+\[(.*)\])?
 
 
 def _inspect_cli(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, '-m', 'pipeline.inspect', *args],
+  return subprocess.run([sys.executable, '-m', 'pipeline.inspection', *args],
                         capture_output=True, text=True, cwd=str(REPO_ROOT),
                         timeout=120, check=False)
 

@@ -31,9 +31,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 from tfx.dsl.components.base import executor_spec
 
-from pipeline import cloud
-from pipeline import config as config_lib
-from pipeline import pipeline as pipeline_lib
+from pipeline.cloud import settings as cloud
+from pipeline.definition import config as config_lib
+from pipeline.definition import pipeline as pipeline_lib
 import schema as schema_lib
 from tests import installed_package
 
@@ -227,7 +227,7 @@ def test_module_paths_resolve_from_the_installed_package(spec_off,
   assert result.returncode == 0, result.stderr[-3000:]
   found = json.loads(result.stdout.strip().splitlines()[-1])
   assert set(found) == dotted
-  assert 'pipeline.anomaly_gate.AnomalyGate_Executor' in found
+  assert 'pipeline.components.anomaly_gate.AnomalyGate_Executor' in found
   for path, module_file in found.items():
     assert module_file.startswith(str(image_package.package_dir)), (
         path, module_file)

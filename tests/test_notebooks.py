@@ -15,7 +15,7 @@ import nbclient
 import nbformat
 import pytest
 
-from pipeline import run_summary
+from pipeline.inspection import summary as run_summary
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
 

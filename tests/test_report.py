@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from pipeline import report
-from pipeline import run_summary
+from pipeline.inspection import report
+from pipeline.inspection import summary as run_summary
 from tests.conftest import PIPELINE_NAME
 
 CHROMIUM_NAMES = ('chromium', 'chromium-browser')

@@ -1,6 +1,6 @@
 """TensorBoard serves the latest run's training curves, found through MLMD.
 
-Runs exactly what `make tensorboard` runs: `python -m pipeline.inspect
+Runs exactly what `make tensorboard` runs: `python -m pipeline.inspection
 --tensorboard-logdir` to find the Trainer's log dir, then the venv's
 `tensorboard` on 127.0.0.1, and reads the curves back over its HTTP API.
 """
@@ -67,7 +67,7 @@ def _wait_for_tags(base: str, process: subprocess.Popen, log) -> dict:
 @pytest.mark.e2e
 def test_tensorboard_serves_training_scalars(e2e_run, tmp_path):
   found = subprocess.run(
-      [sys.executable, '-m', 'pipeline.inspect', '--output-dir',
+      [sys.executable, '-m', 'pipeline.inspection', '--output-dir',
        str(e2e_run.output_dir), '--tensorboard-logdir'],
       capture_output=True, text=True, cwd=str(REPO_ROOT), timeout=120,
       check=False)

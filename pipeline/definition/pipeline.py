@@ -15,10 +15,10 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 import models
-from pipeline import anomaly_gate
-from pipeline import config as config_lib
-from pipeline import drift_gate
-from pipeline import evaluation
+from pipeline.components import anomaly_gate
+from pipeline.components import drift_gate
+from pipeline.definition import config as config_lib
+from pipeline.definition import evaluation
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.train.run_fn'

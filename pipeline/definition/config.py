@@ -13,7 +13,7 @@ from typing import Optional
 from typing import Tuple
 
 from models import features
-from models import model as model_lib
+from models import model_config as model_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,11 +22,11 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 import tensorflow_model_analysis as tfma
 from tfx.utils import io_utils
 
-from models import train
-from pipeline import evaluation
-from pipeline import inspect as inspect_lib
-from pipeline import pipeline as pipeline_ids
-from pipeline import schema_diff
+from models import model_config
+from pipeline.definition import evaluation
+from pipeline.definition import pipeline as pipeline_ids
+from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import schema_diff
 
 HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
                     .MAJORITY_RATE_NAME, evaluation.custom_metrics
@@ -133,7 +133,7 @@ def summarize(store: metadata_store.MetadataStore, pipeline_name: str,
 
 
 def _read_training_info(model_run_uri: str) -> Optional[Dict]:
-  path = os.path.join(model_run_uri, train.TRAINING_INFO_FILE)
+  path = os.path.join(model_run_uri, model_config.TRAINING_INFO_FILE)
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:

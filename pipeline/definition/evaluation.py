@@ -13,7 +13,7 @@ import tensorflow_model_analysis as tfma
 
 from models import features
 from models import metrics as custom_metrics
-from pipeline import config as config_lib
+from pipeline.definition import config as config_lib
 
 METRICS_MODULE = custom_metrics.__name__
 TEST_SPLIT = 'test'

@@ -45,9 +45,9 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from models import metrics as custom_metrics
-from pipeline import anomaly_gate
-from pipeline import inspect as inspect_lib
-from pipeline import run_summary
+from pipeline.components import anomaly_gate
+from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import summary as run_summary
 
 REPORTS_DIR = 'reports'
 LATEST_REPORT = 'report.html'

@@ -31,7 +31,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import inspect as inspect_lib
+from pipeline.inspection import run_model as inspect_lib
 
 _TERMINAL_STATES = {
     metadata_store_pb2.Execution.COMPLETE: 'complete',

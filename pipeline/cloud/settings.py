@@ -27,8 +27,8 @@ from typing import Mapping
 from typing import Optional
 from typing import Tuple
 
-from pipeline import cli
-from pipeline import config as config_lib
+from pipeline import flags as cli
+from pipeline.definition import config as config_lib
 import schema as schema_lib
 
 # The Dockerfile installs the package here (`pip install --target`) and puts
@@ -150,7 +150,7 @@ def dataflow_components() -> Tuple[str, ...]:
   SchemaGen and ExampleValidator are plain Python executors);
   tests/test_kubeflow_spec.py checks that the two sets stay equal.
   """
-  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   return (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
           pipeline_lib.TRANSFORM, pipeline_lib.EVALUATOR)
 
@@ -279,7 +279,7 @@ def compile_kubeflow(config: config_lib.PipelineConfig, image: str,
   # pylint: disable=g-import-not-at-top
   from tfx import v1 as tfx
 
-  from pipeline import pipeline as pipeline_lib
+  from pipeline.definition import pipeline as pipeline_lib
   output_file = os.path.abspath(output_file)
   os.makedirs(os.path.dirname(output_file), exist_ok=True)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

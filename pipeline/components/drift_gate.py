@@ -32,7 +32,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from pipeline import anomaly_gate
+from pipeline.components import anomaly_gate
 
 DRIFT_GATE = 'DriftGate'
 BASELINE_RESOLVER = 'AcceptedStatisticsResolver'

@@ -1,9 +1,8 @@
-"""Lists recent pipeline runs from a metadata store, each as a lineage chain.
+"""The read model of pipeline runs: one place that reads MLMD.
 
-    python -m pipeline.inspect --output-dir outputs
-    python -m pipeline.inspect --output-dir outputs --tensorboard-logdir
-
-Every run prints as the chain that produced (or reused) its model:
+A `Run` holds one pipeline run's executions, their states and durations,
+and the artifacts each consumed and produced; from those it derives the
+blessing, the push, the baseline and the lineage chain
 
     data -> examples -> transform -> model -> evaluation -> blessing -> push
 
@@ -17,11 +16,9 @@ any output dir, for any pipeline name, without importing TensorFlow.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import pathlib
-import sys
 from typing import Dict
 from typing import List
 from typing import Optional
@@ -42,8 +39,8 @@ CHAIN = ('data', 'examples', 'transform', 'model', 'evaluation', 'blessing',
          'push')
 METADATA_FILE = 'metadata.sqlite'
 # The local runner's default output dir. Computed here rather than imported
-# from pipeline.cli, which imports TensorFlow; this tool must start fast.
-DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).resolve().parents[1] / 'outputs'
+# from pipeline.flags, which imports TensorFlow; this tool must start fast.
+DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).resolve().parents[2] / 'outputs'
 # Stages are found by component class (the execution type's last part), not
 # by node id, so that any pipeline's store can be read without importing it.
 EXAMPLE_GEN_SUFFIX = 'ExampleGen'
@@ -297,60 +294,3 @@ def latest_model_run_uri(store: metadata_store.MetadataStore,
       'No Trainer output in the metadata store'
       + (f' for pipeline {pipeline_name!r}' if pipeline_name else '')
       + '. Run the pipeline until the Trainer has finished.')
-
-
-def format_run(run: Run) -> str:
-  """A header line, then one line per link of the chain."""
-  verdict = {True: 'BLESSED', False: 'NOT BLESSED',
-             None: 'not evaluated'}[run.blessed]
-  counts = [f'{run.count(s)} {s}' for s in ('complete', 'cached', 'FAILED')
-            if run.count(s)]
-  lines = [f'Run {run.run_id}  pipeline {run.pipeline_name}  {verdict}  '
-           f'({", ".join(counts) or "no executions"})']
-  for i, link in enumerate(run.chain()):
-    arrow = '   ' if i == 0 else '-> '
-    ref = f'#{link.artifact_id}' if link.artifact_id is not None else ''
-    note = f'  [{link.note}]' if link.note else ''
-    lines.append(f'  {arrow}{link.stage:<11}{ref:<6}{link.location}{note}')
-  return '\n'.join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m pipeline.inspect',
-      description='Recent runs and their lineage, from an output dir\'s '
-      'metadata store.')
-  parser.add_argument('--output-dir', default=str(DEFAULT_OUTPUT_DIR),
-                      help='Output dir of a local run; its metadata.sqlite '
-                      'is read (default: %(default)s).')
-  parser.add_argument('--metadata-path', default=None,
-                      help='SQLite MLMD file, instead of '
-                      '<output-dir>/metadata.sqlite.')
-  parser.add_argument('--pipeline-name', default=None,
-                      help='Only runs of this pipeline (default: all).')
-  parser.add_argument('--limit', type=int, default=5,
-                      help='How many recent runs to list (default: '
-                      '%(default)s).')
-  parser.add_argument('--tensorboard-logdir', action='store_true',
-                      help='Print only the latest Trainer log dir, for '
-                      'tensorboard --logdir.')
-  args = parser.parse_args(argv)
-  path = args.metadata_path or os.path.join(args.output_dir, METADATA_FILE)
-  try:
-    store = open_readonly(path)
-    if args.tensorboard_logdir:
-      print(latest_model_run_uri(store, args.pipeline_name))
-      return 0
-    runs = recent_runs(store, args.pipeline_name, args.limit)
-  except (FileNotFoundError, LookupError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  if not runs:
-    print(f'error: no pipeline runs recorded in {path}.', file=sys.stderr)
-    return 1
-  print('\n\n'.join(format_run(run) for run in runs))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

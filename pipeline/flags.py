@@ -14,8 +14,8 @@ from typing import Optional
 from typing import Sequence
 
 from models import features
-from models import model as model_lib
-from pipeline import config as config_lib
+from models import model_config as model_lib
+from pipeline.definition import config as config_lib
 import schema as schema_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -1,0 +1,1 @@
+"""Dataflow and Vertex AI (Kubeflow Pipelines v2): settings, compile, submit."""

@@ -1,0 +1,7 @@
+"""`python -m pipeline.inspection`: recent runs and their lineage."""
+
+import sys
+
+from pipeline.inspection import lineage
+
+sys.exit(lineage.main())

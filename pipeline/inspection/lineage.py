@@ -1,0 +1,85 @@
+"""Lists recent pipeline runs from a metadata store, each as a lineage chain.
+
+    python -m pipeline.inspection --output-dir outputs
+    python -m pipeline.inspection --output-dir outputs --tensorboard-logdir
+
+Every run prints as the chain that produced (or reused) its model:
+
+    data -> examples -> transform -> model -> evaluation -> blessing -> push
+
+with the MLMD artifact id and location of each link. `--tensorboard-logdir`
+prints the Trainer's log directory of the newest run that has one. Only the
+store is read (read-only), without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+from typing import Sequence
+
+from pipeline.inspection.run_model import DEFAULT_OUTPUT_DIR
+from pipeline.inspection.run_model import METADATA_FILE
+from pipeline.inspection.run_model import Run
+from pipeline.inspection.run_model import latest_model_run_uri
+from pipeline.inspection.run_model import open_readonly
+from pipeline.inspection.run_model import recent_runs
+
+
+def format_run(run: Run) -> str:
+  """A header line, then one line per link of the chain."""
+  verdict = {True: 'BLESSED', False: 'NOT BLESSED',
+             None: 'not evaluated'}[run.blessed]
+  counts = [f'{run.count(s)} {s}' for s in ('complete', 'cached', 'FAILED')
+            if run.count(s)]
+  lines = [f'Run {run.run_id}  pipeline {run.pipeline_name}  {verdict}  '
+           f'({", ".join(counts) or "no executions"})']
+  for i, link in enumerate(run.chain()):
+    arrow = '   ' if i == 0 else '-> '
+    ref = f'#{link.artifact_id}' if link.artifact_id is not None else ''
+    note = f'  [{link.note}]' if link.note else ''
+    lines.append(f'  {arrow}{link.stage:<11}{ref:<6}{link.location}{note}')
+  return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline.inspection',
+      description='Recent runs and their lineage, from an output dir\'s '
+      'metadata store.')
+  parser.add_argument('--output-dir', default=str(DEFAULT_OUTPUT_DIR),
+                      help='Output dir of a local run; its metadata.sqlite '
+                      'is read (default: %(default)s).')
+  parser.add_argument('--metadata-path', default=None,
+                      help='SQLite MLMD file, instead of '
+                      '<output-dir>/metadata.sqlite.')
+  parser.add_argument('--pipeline-name', default=None,
+                      help='Only runs of this pipeline (default: all).')
+  parser.add_argument('--limit', type=int, default=5,
+                      help='How many recent runs to list (default: '
+                      '%(default)s).')
+  parser.add_argument('--tensorboard-logdir', action='store_true',
+                      help='Print only the latest Trainer log dir, for '
+                      'tensorboard --logdir.')
+  args = parser.parse_args(argv)
+  path = args.metadata_path or os.path.join(args.output_dir, METADATA_FILE)
+  try:
+    store = open_readonly(path)
+    if args.tensorboard_logdir:
+      print(latest_model_run_uri(store, args.pipeline_name))
+      return 0
+    runs = recent_runs(store, args.pipeline_name, args.limit)
+  except (FileNotFoundError, LookupError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  if not runs:
+    print(f'error: no pipeline runs recorded in {path}.', file=sys.stderr)
+    return 1
+  print('\n\n'.join(format_run(run) for run in runs))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

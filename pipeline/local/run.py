@@ -1,0 +1,68 @@
+"""Runs the pipeline on this machine: preflight, run lock, then the DAG.
+
+Kept out of the runner scripts so that tests drive exactly what users run.
+Nothing here imports TensorFlow or TFX until the input has been accepted:
+a refused input costs a fraction of a second, not the TFX import time.
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import os
+import sys
+
+from absl import logging
+
+from pipeline import flags as cli
+from pipeline.definition import config as config_lib
+from pipeline.local import preflight as input_check
+from pipeline.local import run_lock
+
+
+def quiet_logs(verbose: bool) -> None:
+  """Hides TFX's INFO-level protobuf dumps unless asked for."""
+  level = logging.INFO if verbose else logging.WARNING
+  logging.set_verbosity(level)
+  for name in ('tensorflow', 'apache_beam', 'absl'):
+    std_logging.getLogger(name).setLevel(
+        std_logging.INFO if verbose else std_logging.WARNING)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '2')
+
+
+def run(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
+        verbose: bool = False, cpu_replicas: int = 0,
+        lock_timeout_s: float = 0.0) -> int:
+  """Runs the pipeline; prints the summary. Returns a process exit code.
+
+  Exit codes: 0 done (blessed or not), 1 the pipeline failed (anomaly gate
+  included), 3 the input check refused the data, 4 another run holds the
+  output dir (it waits up to `lock_timeout_s` seconds; < 0 waits forever).
+  """
+  quiet_logs(verbose)
+  try:
+    if '://' in config.data_root:
+      # Remote data (gs://, for Dataflow) is validated by ExampleValidator
+      # and the anomaly gate only; the preflight reads local files.
+      print(f'Input check skipped for remote data root {config.data_root}.',
+            flush=True)
+    else:
+      print(input_check.check(config.data_root, config.schema_path,
+                              config.dataset, config.gate.allowed_anomalies
+                              ).summary(), flush=True)
+    # Held until run() returns (or the process dies): one run per output dir.
+    lock = run_lock.acquire(layout.root, lock_timeout_s)
+  except run_lock.OutputDirLockedError as e:
+    print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
+    return run_lock.EXIT_CODE
+  except input_check.InputCheckError as e:
+    for problem in e.problems[1:]:
+      print(f'  input problem: {problem}', file=sys.stderr)
+    print(f'RUN FAILED: bad input, nothing was run: {e}', file=sys.stderr,
+          flush=True)
+    return input_check.EXIT_CODE
+  try:
+    # pylint: disable-next=g-import-not-at-top
+    from pipeline.local import dag  # TFX and TensorFlow: only from here on.
+    return dag.execute(config, layout, cpu_replicas=cpu_replicas)
+  finally:
+    lock.release()
