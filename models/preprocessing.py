@@ -56,13 +56,13 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
 
   # Coordinates relate to the label through neighbourhoods, not linearly, so
   # they are cut into quantile buckets that the model embeds.
+  # tft.bucketize sees only the values present (a SparseTensor holds no
+  # gaps), and a missing value gets the extra bucket `num_buckets`.
   for key in spec.bucket_features:
-    value, missing = _densify(inputs[key], default=0.0)
-    boundaries = tft.quantiles(_present_values(inputs[key], tf.float32),
-                               spec.num_buckets, epsilon=0.01)
-    buckets = tft.apply_buckets(tf.cast(value, tf.float32), boundaries)
-    outputs[features.transformed_name(key)] = tf.where(
-        missing > 0, tf.cast(spec.num_buckets, tf.int64), buckets)
+    buckets = tft.bucketize(tf.cast(inputs[key], tf.float32),
+                            spec.num_buckets, epsilon=0.01)
+    outputs[features.transformed_name(key)], _ = _densify(
+        buckets, default=spec.num_buckets)
 
   # Periodic values: sin/cos keep 23h next to 0h. A missing value maps to the
   # origin, which no real value can reach.
@@ -93,20 +93,29 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
 
 def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
                  log_scale: bool) -> None:
-  """Adds a z-scored numeric feature and, when it can be absent, its flag."""
-  value, missing = _densify(raw, default=0.0)
-  value = tf.cast(value, tf.float32)
-  present = _present_values(raw, tf.float32)
-  if log_scale:
-    value = tf.math.log1p(tf.maximum(value, 0.0))
-    present = tf.math.log1p(tf.maximum(present, 0.0))
-  mean = tft.mean(present)
-  std = tf.sqrt(tft.var(present))
-  imputed = tf.where(missing > 0, mean, value)
-  outputs[features.transformed_name(key)] = tf.math.divide_no_nan(
-      imputed - mean, std)
+  """Adds a z-scored numeric feature and, when it can be absent, its flag.
+
+  tft.scale_to_z_score on a SparseTensor computes the mean and variance of
+  the values present only, so gaps do not pull the statistics towards an
+  arbitrary fill value. A missing value then becomes 0, the training mean,
+  and the `_missing` flag tells the model it was imputed.
+  """
+  value = _map_values(tf.cast(raw, tf.float32), tf.math.log1p
+                      if log_scale else None)
+  scaled, missing = _densify(tft.scale_to_z_score(value), default=0.0)
+  outputs[features.transformed_name(key)] = scaled
   if isinstance(raw, tf.SparseTensor):
     outputs[features.missing_indicator_name(key)] = missing
+
+
+def _map_values(raw: Tensor, fn) -> Tensor:
+  """Applies `fn` to the values present (clamped at 0 for log1p)."""
+  if fn is None:
+    return raw
+  if isinstance(raw, tf.SparseTensor):
+    return tf.SparseTensor(raw.indices, fn(tf.maximum(raw.values, 0.0)),
+                           raw.dense_shape)
+  return fn(tf.maximum(raw, 0.0))
 
 
 def _densify(raw: Tensor, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -136,12 +145,6 @@ def _densify(raw: Tensor, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:
   if isinstance(default, str) and dense.dtype != tf.string:
     dense = tf.strings.as_string(dense)
   return dense, tf.zeros_like(dense, dtype=tf.float32)
-
-
-def _present_values(raw: Tensor, dtype: tf.DType) -> tf.Tensor:
-  """The values actually present, for analyzers that must ignore gaps."""
-  values = raw.values if isinstance(raw, tf.SparseTensor) else raw
-  return tf.cast(tf.reshape(values, [-1]), dtype)
 
 
 def _binary_label(label: tf.Tensor, positive_values: Tuple[str, ...]

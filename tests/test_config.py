@@ -1,15 +1,21 @@
 """Config invariants: cheap checks that catch wiring mistakes early."""
 
 import json
+import os
+import subprocess
+import sys
 
 from google.protobuf import text_format
 import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
+from models import keras_choice
+from models import model as model_lib
 from pipeline.definition import config as config_lib
 from pipeline.definition import evaluation
 import schema as schema_lib
+from tests.conftest import REPO_ROOT
 
 
 def _curated_schema(name: str) -> schema_pb2.Schema:
@@ -102,7 +108,23 @@ def test_eval_config_gates_only_the_overall_slice():
 
 def test_keras_choice_is_tf_keras():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
 
-  from models import keras_choice  # pylint: disable=g-import-not-at-top
-  keras_choice.require_legacy_keras()
-  assert tf.keras.__name__.startswith('tf_keras')
+  # conftest selected the legacy Keras: tf.keras must be the tf_keras package.
+  assert tf.keras.Model is tf_keras.Model
+  assert isinstance(model_lib.build_model(['x'], {}), tf_keras.Model)
+
+
+def test_without_the_choice_library_code_refuses_to_train():
+  """In a process that skipped select_keras(), the Trainer check fails."""
+  env = {k: v for k, v in os.environ.items() if k != keras_choice.ENV_VAR}
+  code = ('from models import keras_choice\n'
+          'try:\n'
+          '  keras_choice.require_legacy_keras()\n'
+          'except RuntimeError as e:\n'
+          '  print("refused:", e)\n')
+  result = subprocess.run([sys.executable, '-c', code], env=env,
+                          capture_output=True, text=True, timeout=300,
+                          cwd=str(REPO_ROOT), check=True)
+  assert 'refused: tf.keras is keras' in result.stdout, result.stdout
+  assert f'Set {keras_choice.ENV_VAR}=1' in result.stdout

@@ -129,3 +129,13 @@ def test_excluded_columns_never_reach_the_model(transformed):
   _, outputs = transformed
   for column in SPEC.excluded_columns:
     assert not any(key.startswith(column) for key in outputs[0])
+
+
+def test_gaps_do_not_shift_the_numeric_statistics(transformed):
+  # The blanked row's trip_seconds is absent; the mean and variance come
+  # from the values present only, so the others score as if it were not there.
+  rows, outputs = transformed
+  present = np.log1p([float(r['trip_seconds']) for r in rows[:-1]])
+  expected = (present - present.mean()) / present.std()
+  got = np.array([o['trip_seconds_xf'] for o in outputs[:-1]])
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,141 @@
+"""The import graph keeps the layout's one-way dependencies.
+
+The rules (docs/design.md):
+- `models/` never imports `pipeline/`: model code runs on workers and in the
+  Trainer without the orchestration code.
+- `pipeline.definition` and `pipeline.components` never import the local
+  run-time, inspection, cloud or flag code, so the one pipeline definition
+  compiles for every orchestrator.
+- `pipeline.components` never imports `pipeline.definition`: the definition
+  wires the components, not the other way round.
+- `pipeline.inspection` never imports the local run-time or cloud code: it
+  reads any store, whoever ran the pipeline.
+
+The graph is read from the source with `ast` (nothing is imported), so the
+test is fast and also sees imports inside functions.
+"""
+
+import ast
+import pathlib
+from typing import Dict
+from typing import Iterator
+from typing import List
+from typing import Set
+from typing import Tuple
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ('models', 'pipeline', 'schema')
+
+# (importer prefix, forbidden prefixes)
+RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ('models', ('pipeline',)),
+    ('pipeline.definition', ('pipeline.local', 'pipeline.inspection',
+                             'pipeline.cloud', 'pipeline.flags')),
+    ('pipeline.components', ('pipeline.definition', 'pipeline.local',
+                             'pipeline.inspection', 'pipeline.cloud',
+                             'pipeline.flags')),
+    ('pipeline.inspection', ('pipeline.local', 'pipeline.cloud',
+                             'pipeline.flags')),
+)
+
+
+def _module_name(root: pathlib.Path, path: pathlib.Path) -> str:
+  parts = list(path.relative_to(root).with_suffix('').parts)
+  if parts[-1] == '__init__':
+    parts.pop()
+  return '.'.join(parts)
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
+  """Every module name an AST imports, relative imports resolved."""
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        yield alias.name
+    elif isinstance(node, ast.ImportFrom):
+      if node.level:
+        base = module.split('.')
+        drop = node.level - (1 if is_package else 0)
+        base = base[:len(base) - drop] if drop else base
+        prefix = '.'.join(base + ([node.module] if node.module else []))
+      else:
+        prefix = node.module or ''
+      yield prefix
+      # `from pipeline import flags` imports the module pipeline.flags.
+      for alias in node.names:
+        yield f'{prefix}.{alias.name}'
+
+
+def import_graph(root: pathlib.Path) -> Dict[str, Set[str]]:
+  """Module -> the first-party modules it imports, for a source tree."""
+  graph: Dict[str, Set[str]] = {}
+  for package in PACKAGES:
+    for path in sorted((root / package).rglob('*.py')):
+      module = _module_name(root, path)
+      tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+      graph[module] = {
+          name for name in _imports(tree, module, path.name == '__init__.py')
+          if name.split('.')[0] in PACKAGES}
+  return graph
+
+
+def _within(module: str, prefix: str) -> bool:
+  return module == prefix or module.startswith(prefix + '.')
+
+
+def violations(graph: Dict[str, Set[str]]) -> List[str]:
+  """One line per import that breaks a rule."""
+  found = []
+  for module, imported in sorted(graph.items()):
+    for importer, forbidden in RULES:
+      if not _within(module, importer):
+        continue
+      for name in sorted(imported):
+        for prefix in forbidden:
+          if _within(name, prefix):
+            found.append(f'{module} imports {name} ({importer} must not '
+                         f'import {prefix})')
+  return found
+
+
+def test_the_tree_follows_the_import_rules():
+  graph = import_graph(REPO_ROOT)
+  # The walk really saw the layout (a wrong root would pass vacuously).
+  assert 'pipeline.definition.pipeline' in graph
+  assert 'pipeline.components.anomaly_gate' in graph['pipeline.definition'
+                                                     '.pipeline']
+  assert violations(graph) == []
+
+
+def _tree_with(tmp_path: pathlib.Path, module: str, source: str
+               ) -> pathlib.Path:
+  """A copy of the packages with one module's source replaced."""
+  for package in PACKAGES:
+    for path in (REPO_ROOT / package).rglob('*.py'):
+      target = tmp_path / path.relative_to(REPO_ROOT)
+      target.parent.mkdir(parents=True, exist_ok=True)
+      target.write_text(path.read_text(encoding='utf-8'), encoding='utf-8')
+  path = tmp_path / (module.replace('.', '/') + '.py')
+  path.write_text(path.read_text(encoding='utf-8') + source, encoding='utf-8')
+  return tmp_path
+
+
+def test_a_forbidden_import_is_caught(tmp_path):
+  root = _tree_with(tmp_path, 'pipeline.definition.pipeline',
+                    '\nfrom pipeline.local import dag\n')
+  assert violations(import_graph(root)) == [
+      'pipeline.definition.pipeline imports pipeline.local (pipeline.'
+      'definition must not import pipeline.local)',
+      'pipeline.definition.pipeline imports pipeline.local.dag (pipeline.'
+      'definition must not import pipeline.local)']
+
+
+def test_imports_inside_functions_and_relative_ones_are_caught(tmp_path):
+  root = _tree_with(tmp_path, 'models.train',
+                    '\ndef _late():\n  from pipeline import flags\n')
+  assert any(line.startswith('models.train imports pipeline.flags')
+             for line in violations(import_graph(root)))
+  root = _tree_with(tmp_path / 'rel', 'pipeline.components.drift_gate',
+                    '\nfrom ..inspection import summary\n')
+  assert any('pipeline.components.drift_gate imports pipeline.inspection'
+             in line for line in violations(import_graph(root)))
