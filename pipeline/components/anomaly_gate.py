@@ -14,12 +14,16 @@ from typing import Sequence
 from typing import Tuple
 
 from absl import logging
+from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tfx.components.example_validator import (
+  executor as example_validator_executor,
+)
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
 
-ANOMALIES_FILE = 'SchemaDiff.pb'
+# ExampleValidator's file name inside each `Split-<name>` folder.
+ANOMALIES_FILE = example_validator_executor.DEFAULT_FILE_NAME
 
 
 class DataAnomalyError(RuntimeError):
@@ -28,14 +32,18 @@ class DataAnomalyError(RuntimeError):
 
 def read_anomalies(uri: str, split_names: Sequence[str]
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
-  """Reads ExampleValidator's per-split Anomalies protos from an artifact."""
-  result = {}
-  for split in split_names:
-    path = os.path.join(uri, f'Split-{split}', ANOMALIES_FILE)
-    proto = anomalies_pb2.Anomalies()
-    proto.ParseFromString(io_utils.read_bytes_file(path))
-    result[split] = proto
-  return result
+  """Reads ExampleValidator's per-split Anomalies protos.
+
+  Args:
+    uri: The ExampleAnomalies artifact's URI.
+    split_names: Its splits (the artifact's `split_names` property).
+  """
+  artifact = tfx.types.standard_artifacts.ExampleAnomalies()
+  artifact.uri = uri
+  artifact.split_names = artifact_utils.encode_split_names(list(split_names))
+  return {split: anomalies_util.load_anomalies_binary(os.path.join(
+      artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE))
+          for split in split_names}
 
 
 def reasons(split: str, anomalies: anomalies_pb2.Anomalies

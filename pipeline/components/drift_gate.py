@@ -29,6 +29,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import v1 as tfx
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
@@ -37,7 +38,6 @@ from pipeline.components import anomaly_gate
 DRIFT_GATE = 'DriftGate'
 BASELINE_RESOLVER = 'AcceptedStatisticsResolver'
 ACCEPTED_STATISTICS = 'accepted_statistics'
-STATS_FILE = 'FeatureStats.pb'
 SCHEMA_FILE = 'schema.pbtxt'
 # Splits compared by default. Train is the largest, so sampling noise is
 # smallest there; eval/test are a tenth of the data each.
@@ -57,17 +57,16 @@ class DataDriftError(RuntimeError):
   comparator thresholds, and that anomaly type is not allow-listed."""
 
 
-def read_statistics(uri: str, split: str
+def read_statistics(artifact: tfx.types.standard_artifacts.ExampleStatistics,
+                    split: str
                     ) -> statistics_pb2.DatasetFeatureStatisticsList:
   """Reads one split of a StatisticsGen (or DriftGate) output artifact."""
-  path = os.path.join(uri, f'Split-{split}', STATS_FILE)
-  if not os.path.exists(path):
+  splits = artifact_utils.decode_split_names(artifact.split_names)
+  if split not in splits:
     raise FileNotFoundError(
-        f'No statistics for split {split!r} at {path}; check the '
-        f'splits the DriftGate compares (got {split!r}).')
-  stats = statistics_pb2.DatasetFeatureStatisticsList()
-  stats.ParseFromString(io_utils.read_bytes_file(path))
-  return stats
+        f'No statistics for split {split!r} in {artifact.uri} (it has '
+        f'{splits}); check the splits the DriftGate compares.')
+  return stats_artifact_utils.load_statistics(artifact, split).proto()
 
 
 def read_schema(uri: str) -> schema_pb2.Schema:
@@ -174,17 +173,16 @@ def DriftGate(  # pylint: disable=invalid-name
         baseline_statistics.split_names))
     compared = [s for s in wanted if s in available and s in base_splits]
     tolerated = check(
-        {s: read_statistics(statistics.uri, s) for s in compared},
-        {s: read_statistics(baseline_statistics.uri, s) for s in compared},
+        {s: read_statistics(statistics, s) for s in compared},
+        {s: read_statistics(baseline_statistics, s) for s in compared},
         read_schema(schema.uri), allowed)
     for line in tolerated:
       logging.warning('DriftGate: allow-listed drift, continuing: %s', line)
-  for split in available:
-    source = os.path.join(statistics.uri, f'Split-{split}', STATS_FILE)
-    target = os.path.join(accepted_statistics.uri, f'Split-{split}',
-                          STATS_FILE)
-    io_utils.copy_file(source, target, overwrite=True)
   accepted_statistics.split_names = statistics.split_names
+  for split in available:
+    source = artifact_utils.get_split_uri([statistics], split)
+    target = artifact_utils.get_split_uri([accepted_statistics], split)
+    io_utils.copy_dir(source, target)
 
 
 def add_to_pipeline(components: List, statistics_gen, import_schema_gen,
