@@ -19,5 +19,5 @@ def schema_path(dataset: str) -> str:
   if not path.is_file():
     raise FileNotFoundError(
         f'No curated schema for dataset {dataset!r} at {path}. Create '
-        f'schema/{dataset}/{SCHEMA_FILE} (see README: "Bring your own CSV").')
+        f'schema/{dataset}/{SCHEMA_FILE} (see docs/own-data.md).')
   return str(path)
