@@ -14,7 +14,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['pipeline', 'pipeline.*',
                                                'models', 'models.*',
                                                'schema', 'schema.*']),
-    package_data={'schema': ['*/*.pbtxt']},
+    package_data={'schema': ['*/*.pbtxt'],
+                  # The HTML report's Jinja2 templates and CSS.
+                  'pipeline.inspection': ['templates/*']},
     include_package_data=True,
     # Workers get the pinned dependencies from the image or the Dataflow
     # environment; listing them here would let pip re-resolve them.

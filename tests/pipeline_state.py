@@ -9,6 +9,7 @@ from typing import List
 
 import tensorflow as tf
 
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 
 PIPELINE_NAME = 'tabular-taxi'
@@ -16,9 +17,10 @@ PIPELINE_NAME = 'tabular-taxi'
 
 def summaries(metadata_path: str) -> List[run_summary.RunSummary]:
   """Every run of the test pipeline in a store, oldest first."""
-  store = run_summary.open_store(metadata_path)
-  return [run_summary.summarize(store, PIPELINE_NAME, run_id)
-          for run_id in run_summary.run_ids(store, PIPELINE_NAME)]
+  store = run_model.open_store(metadata_path)
+  return [run_summary.summarize(run_model.read_run(store, context,
+                                                   PIPELINE_NAME))
+          for context in run_model.run_contexts(store, PIPELINE_NAME)]
 
 
 def tree_digest(root: pathlib.Path) -> Dict[str, str]:

@@ -1,10 +1,12 @@
-"""Lineage listing (`python -m pipeline.inspection`) and the live progress lines.
+"""The run read model, the lineage listing and the live progress lines.
 
 The e2e tests compare what the CLI and the runner printed with what MLMD
-recorded, read here straight through the MLMD API. The progress unit tests
-drive `ProgressPrinter` against a small MLMD store written by the test, the
-way LocalDagRunner writes one: a pipeline_run context, then executions that
-go from RUNNING to COMPLETE, or appear already CACHED.
+recorded, read here straight through the MLMD API. The unit tests write a
+small MLMD store the way LocalDagRunner writes one (a pipeline context, its
+pipeline_run contexts, node contexts, executions that go from RUNNING to
+COMPLETE or appear already CACHED, and artifacts linked by input and output
+events), then check what `run_model` reads back and what `ProgressPrinter`
+prints while following it.
 """
 
 import io
@@ -18,7 +20,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import lineage
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import progress
 from tests.conftest import PIPELINE_NAME
@@ -34,6 +37,15 @@ def _inspect_cli(*args: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, '-m', 'pipeline.inspection', *args],
                         capture_output=True, text=True, cwd=str(REPO_ROOT),
                         timeout=120, check=False)
+
+
+def _run_ids(store):
+  """Run ids of the test pipeline, oldest first, straight from MLMD."""
+  runs = [c for c in store.get_contexts_by_type('pipeline_run')
+          if any(p.name == PIPELINE_NAME
+                 for p in store.get_parent_contexts_by_context(c.id))]
+  return [c.name for c in sorted(
+      runs, key=lambda c: (c.create_time_since_epoch, c.id))]
 
 
 def _outputs_by_key(store, execution_id: int):
@@ -77,13 +89,13 @@ def test_lineage_listing_matches_mlmd(e2e_run):
   result = _inspect_cli('--output-dir', str(e2e_run.output_dir))
   assert result.returncode == 0, result.stderr
   runs, order = _parse_runs(result.stdout)
-  store = run_summary.open_store(e2e_run.metadata_path)
-  run_ids = run_summary.run_ids(store, PIPELINE_NAME)
+  store = run_model.open_store(e2e_run.metadata_path)
+  run_ids = _run_ids(store)
   assert order == list(reversed(run_ids))  # newest first, all (<= limit)
   for run_id in run_ids:
     chain = runs[run_id]
     stages = [s for s in chain if not s.startswith('_')]
-    assert stages == list(inspect_lib.CHAIN), result.stdout
+    assert stages == list(run_model.CHAIN), result.stdout
     nodes = _executions_by_node(store, run_id)
     trainer = _outputs_by_key(store, nodes['Trainer'].id)
     transform = _outputs_by_key(store, nodes['Transform'].id)
@@ -94,10 +106,9 @@ def test_lineage_listing_matches_mlmd(e2e_run):
     assert chain['model'][0] == f'#{trainer["model"]}'
     assert chain['evaluation'][0] == f'#{evaluator["evaluation"]}'
     assert chain['blessing'][0] == f'#{evaluator["blessing"]}'
-    summary = run_summary.summarize(store, PIPELINE_NAME, run_id)
-    assert chain['_verdict'] == ('BLESSED' if summary.blessed
-                                 else 'NOT BLESSED')
-    assert chain['push'][1] == (summary.pushed_model or 'not pushed')
+    run = run_model.find_run(store, PIPELINE_NAME, run_id)
+    assert chain['_verdict'] == ('BLESSED' if run.blessed else 'NOT BLESSED')
+    assert chain['push'][1] == (run.pushed_destination or 'not pushed')
     assert chain['data'][1].endswith('taxi_sample')
   first, second = (runs[r] for r in run_ids[:2])
   # The second run reused the first run's artifacts from cache...
@@ -114,8 +125,8 @@ def test_tensorboard_logdir_is_the_latest_trainer_output(e2e_run):
   result = _inspect_cli('--output-dir', str(e2e_run.output_dir),
                         '--tensorboard-logdir')
   assert result.returncode == 0, result.stderr
-  store = run_summary.open_store(e2e_run.metadata_path)
-  latest = run_summary.run_ids(store, PIPELINE_NAME)[-1]
+  store = run_model.open_store(e2e_run.metadata_path)
+  latest = _run_ids(store)[-1]
   trainer = _executions_by_node(store, latest)['Trainer']
   [model_run] = store.get_artifacts_by_id(
       [_outputs_by_key(store, trainer.id)['model_run']])
@@ -131,12 +142,13 @@ def test_inspect_cli_explains_a_missing_store(tmp_path):
 
 @pytest.mark.e2e
 def test_runner_printed_one_start_and_finish_line_per_component(e2e_run):
-  store = run_summary.open_store(e2e_run.metadata_path)
-  run_ids = run_summary.run_ids(store, PIPELINE_NAME)
+  store = run_model.open_store(e2e_run.metadata_path)
+  run_ids = _run_ids(store)
   # The fixture's runs are the first ones in its store.
   for output, run_id in zip(e2e_run.outputs, run_ids[:len(e2e_run.outputs)],
                             strict=True):
-    summary = run_summary.summarize(store, PIPELINE_NAME, run_id)
+    summary = run_summary.summarize(
+        run_model.find_run(store, PIPELINE_NAME, run_id))
     events = [PROGRESS_LINE.match(line) for line in output.stdout.splitlines()]
     events = [m for m in events if m]
     finished = {m.group(3): m.group(4) for m in events
@@ -152,11 +164,16 @@ def test_runner_printed_one_start_and_finish_line_per_component(e2e_run):
                                      if c.state != 'cached')
     assert {m.group(2) for m in events} == {str(len(summary.components))}
   # The second run came from cache: the runner said so per component.
-  second = run_summary.summarize(store, PIPELINE_NAME, run_ids[1])
+  second = run_model.find_run(store, PIPELINE_NAME, run_ids[1])
   assert second.component('Trainer').state == 'cached'
 
 
-# --- ProgressPrinter against a store written by the test ----------------
+# --- A store written by the test, the way LocalDagRunner writes one ------
+
+COMPLETE = metadata_store_pb2.Execution.COMPLETE
+CACHED = metadata_store_pb2.Execution.CACHED
+RUNNING = metadata_store_pb2.Execution.RUNNING
+FAILED = metadata_store_pb2.Execution.FAILED
 
 
 class _FakeRunner:
@@ -173,8 +190,6 @@ class _FakeRunner:
     for name in ('pipeline', 'pipeline_run', 'node'):
       self.types[name] = self.store.put_context_type(
           metadata_store_pb2.ContextType(name=name))
-    self.execution_type = self.store.put_execution_type(
-        metadata_store_pb2.ExecutionType(name='demo.Component'))
     [self.pipeline_id] = self.store.put_contexts([metadata_store_pb2.Context(
         type_id=self.types['pipeline'], name=pipeline_name)])
     self.run_id = None
@@ -185,7 +200,10 @@ class _FakeRunner:
     self.store.put_parent_contexts([metadata_store_pb2.ParentContext(
         child_id=self.run_id, parent_id=self.pipeline_id)])
 
-  def execution(self, node: str, state) -> metadata_store_pb2.Execution:
+  def execution(self, node: str, state, component_class: str = 'Component',
+                **properties: str) -> metadata_store_pb2.Execution:
+    """An execution of `node` in the current run, of type
+    'tfx.components.<component_class>'."""
     contexts = self.store.get_contexts_by_type('node')
     node_ctx = next((c for c in contexts
                      if c.name == f'{self.pipeline_name}.{node}'), None)
@@ -195,7 +213,11 @@ class _FakeRunner:
     else:
       node_id = node_ctx.id
     execution = metadata_store_pb2.Execution(
-        type_id=self.execution_type, last_known_state=state)
+        type_id=self.store.put_execution_type(metadata_store_pb2.ExecutionType(
+            name=f'tfx.components.{component_class}')),
+        last_known_state=state)
+    for key, value in properties.items():
+      execution.custom_properties[key].string_value = value
     [execution.id] = self.store.put_executions([execution])
     self.store.put_attributions_and_associations([], [
         metadata_store_pb2.Association(context_id=ctx, execution_id=execution.id)
@@ -205,6 +227,240 @@ class _FakeRunner:
   def finish(self, execution, state) -> None:
     execution.last_known_state = state
     self.store.put_executions([execution])
+
+  def artifact(self, type_name: str, uri: str,
+               **custom: object) -> metadata_store_pb2.Artifact:
+    artifact = metadata_store_pb2.Artifact(
+        type_id=self.store.put_artifact_type(
+            metadata_store_pb2.ArtifactType(name=type_name)), uri=uri)
+    for key, value in custom.items():
+      if isinstance(value, int):
+        artifact.custom_properties[key].int_value = value
+      else:
+        artifact.custom_properties[key].string_value = str(value)
+    [artifact.id] = self.store.put_artifacts([artifact])
+    return artifact
+
+  def events(self, execution, inputs=None, outputs=None) -> None:
+    """Input and output events: {key: artifact} each.
+
+    Like TFX, one event per artifact and direction, naming every key it was
+    passed under (the Evaluator's model can also be its baseline_model).
+    """
+    events = {}
+    for kind, artifacts in ((metadata_store_pb2.Event.INPUT, inputs or {}),
+                            (metadata_store_pb2.Event.OUTPUT, outputs or {})):
+      for key, artifact in artifacts.items():
+        event = events.setdefault((kind, artifact.id), metadata_store_pb2.Event(
+            artifact_id=artifact.id, execution_id=execution.id, type=kind))
+        event.path.steps.add().key = key
+        event.path.steps.add().index = 0
+    self.store.put_events(list(events.values()))
+
+
+def _write_run(runner: _FakeRunner, run_id: str, first=None,
+               train_s: float = 0.0):
+  """A whole run: ExampleGen -> Transform -> Trainer -> Evaluator -> Pusher.
+
+  The first run trains, is blessed and pushed. With `first` (the artifacts of
+  an earlier run) the run is a rerun: everything up to the Trainer is cached
+  and reuses `first`'s artifacts, the Evaluator compares with `first`'s model
+  as the baseline and does not bless, and the Pusher pushes nothing.
+
+  Returns:
+    The run's artifacts by name.
+  """
+  runner.start_run(run_id)
+  state = CACHED if first else COMPLETE
+  root = f'/root/{run_id}'
+  gen = runner.execution(
+      'CsvExampleGen', state, 'CsvExampleGen', input_base='/data/taxi',
+      input_fingerprint='split:single_split,num_files:1,total_bytes:42')
+  made = dict(first) if first else {
+      'examples': runner.artifact('Examples', f'{root}/examples'),
+      'graph': runner.artifact('TransformGraph', f'{root}/graph'),
+      'model': runner.artifact('Model', f'{root}/model'),
+      'model_run': runner.artifact('ModelRun', f'{root}/model_run')}
+  runner.events(gen, outputs={'examples': made['examples']})
+  transform = runner.execution('Transform', state, 'Transform')
+  runner.events(transform, inputs={'examples': made['examples']},
+                outputs={'transform_graph': made['graph']})
+  trainer = runner.execution('Trainer', RUNNING if not first else CACHED,
+                             'Trainer')
+  runner.events(trainer, inputs={'transform_graph': made['graph']},
+                outputs={'model': made['model'],
+                         'model_run': made['model_run']})
+  if not first:
+    time.sleep(train_s)
+    runner.finish(trainer, COMPLETE)
+  evaluator = runner.execution('Evaluator', COMPLETE, 'Evaluator')
+  made['evaluation'] = runner.artifact('ModelEvaluation', f'{root}/eval')
+  made['blessing'] = runner.artifact('ModelBlessing', f'{root}/blessing',
+                                     blessed=0 if first else 1)
+  runner.events(evaluator, inputs=dict(
+      {'model': made['model']},
+      **({'baseline_model': first['model']} if first else {})),
+                outputs={'evaluation': made['evaluation'],
+                         'blessing': made['blessing']})
+  pusher = runner.execution('Pusher', COMPLETE, 'Pusher')
+  pushed = {'pushed': 0} if first else {
+      'pushed': 1, 'pushed_destination': '/serving/1'}
+  made['pushed'] = runner.artifact('PushedModel', f'{root}/pushed', **pushed)
+  runner.events(pusher, inputs={'model': made['model']},
+                outputs={'pushed_model': made['pushed']})
+  return made
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+  """A store with two runs of 'demo' (the second from cache) and one of
+  another pipeline in between."""
+  path = str(tmp_path / 'metadata.sqlite')
+  runner = _FakeRunner(path)
+  first = _write_run(runner, 'run-1', train_s=0.3)
+  other = _FakeRunner(path, 'other')
+  other.start_run('other-run')
+  other.execution('Trainer', FAILED, 'Trainer')
+  second = _write_run(runner, 'run-2', first=first)
+  return path, first, second
+
+
+def test_run_model_reads_states_durations_and_outputs(two_runs):
+  path, first, _ = two_runs
+  store = run_model.open_store(path)
+  run = run_model.find_run(store, 'demo', 'run-1')
+  assert (run.run_id, run.pipeline_name) == ('run-1', 'demo')
+  assert [(e.component_id, e.component_class, e.state)
+          for e in run.executions] == [
+              ('CsvExampleGen', 'CsvExampleGen', 'complete'),
+              ('Transform', 'Transform', 'complete'),
+              ('Trainer', 'Trainer', 'complete'),
+              ('Evaluator', 'Evaluator', 'complete'),
+              ('Pusher', 'Pusher', 'complete')]
+  assert run.count('complete') == 5 and run.count('cached') == 0
+  # Durations are MLMD's timestamps: the Trainer ran from put to finish.
+  trainer = run.component('Trainer')
+  assert 0.3 <= trainer.seconds < 10, trainer.seconds
+  assert trainer.seconds == run_model.duration_seconds(trainer.proto)
+  assert run.component('Pusher').seconds < 0.3
+  assert trainer.input('transform_graph').id == first['graph'].id
+  assert trainer.output('model').id == first['model'].id
+  assert trainer.output('no such key') is None
+  assert trainer.input('examples') is None
+  assert run.execution(run_model.EXAMPLE_GEN_SUFFIX).component_id == (
+      'CsvExampleGen')
+  assert run.component('SchemaGen') is None
+  assert run.blessed is True
+  assert run.pushed_destination == '/serving/1'
+  assert run.model_run_uri == '/root/run-1/model_run'
+  assert run.evaluation_uri == '/root/run-1/eval'
+  assert run.baseline_model is None
+
+
+def test_run_model_reads_a_cached_rerun_and_its_chain(two_runs):
+  path, first, second = two_runs
+  store = run_model.open_store(path)
+  run = run_model.find_run(store, 'demo')  # The latest run of 'demo'.
+  assert run.run_id == 'run-2'
+  assert run.count('cached') == 3 and run.count('complete') == 2
+  assert run.component('Trainer').state == 'cached'
+  assert run.blessed is False
+  assert run.pushed_destination is None
+  assert run.baseline_model.id == first['model'].id
+  # The cached Trainer's reused logs are this run's logs too.
+  assert run.model_run_uri == '/root/run-1/model_run'
+  chain = {link.stage: link for link in run.chain()}
+  assert list(chain) == list(run_model.CHAIN)
+  assert chain['data'].location == '/data/taxi'
+  assert chain['data'].note == '1 file(s), 42 bytes'
+  assert [chain[s].artifact_id for s in
+          ('examples', 'transform', 'model', 'evaluation', 'blessing',
+           'push')] == [first['examples'].id, first['graph'].id,
+                        first['model'].id, second['evaluation'].id,
+                        second['blessing'].id, second['pushed'].id]
+  assert chain['model'].note == 'cached'
+  assert chain['evaluation'].note == f'baseline model #{first["model"].id}'
+  assert chain['blessing'].note == 'NOT BLESSED'
+  assert chain['push'].location == 'not pushed'
+  text = lineage.format_run(run)
+  assert text.startswith('Run run-2  pipeline demo  NOT BLESSED  '
+                         '(2 complete, 3 cached)')
+
+
+def test_run_discovery(two_runs):
+  path, _, _ = two_runs
+  store = run_model.open_store(path)
+  assert [c.name for c in run_model.run_contexts(store, 'demo')] == [
+      'run-1', 'run-2']
+  assert [c.name for c in run_model.run_contexts(store)] == [
+      'run-1', 'other-run', 'run-2']
+  assert run_model.run_contexts(store, 'no-such-pipeline') == []
+  [_, other, latest] = run_model.run_contexts(store)
+  assert [c.name for c in run_model.run_contexts(
+      store, since_ms=other.create_time_since_epoch)][-1] == 'run-2'
+  assert run_model.run_contexts(
+      store, 'demo', since_ms=latest.create_time_since_epoch + 1) == []
+  assert [r.run_id for r in run_model.recent_runs(store)] == [
+      'run-2', 'other-run', 'run-1']
+  assert [(r.run_id, r.pipeline_name) for r in run_model.recent_runs(
+      store, limit=2)] == [('run-2', 'demo'), ('other-run', 'other')]
+  assert run_model.read_run(store, 'other-run').component(
+      'Trainer').state == 'FAILED'
+  # The newest run with Trainer logs: run-2 reuses run-1's.
+  assert run_model.latest_model_run_uri(store) == '/root/run-1/model_run'
+  with pytest.raises(LookupError, match='for pipeline'):
+    run_model.latest_model_run_uri(store, 'other')
+  with pytest.raises(LookupError, match="No run 'other-run' of pipeline"):
+    run_model.find_run(store, 'demo', 'other-run')
+  with pytest.raises(LookupError, match='No runs of pipeline'):
+    run_model.find_run(store, 'no-such-pipeline')
+  with pytest.raises(LookupError):
+    run_model.read_run(store, 'no-such-run')
+
+
+def test_open_store_is_read_only_and_explains_a_missing_file(two_runs,
+                                                             tmp_path):
+  path, _, _ = two_runs
+  store = run_model.open_store(path)
+  with pytest.raises(Exception, match='(?i)read.?only|readonly'):
+    store.put_context_type(metadata_store_pb2.ContextType(name='new_type'))
+  run_model.open_store(path, readonly=False).put_context_type(
+      metadata_store_pb2.ContextType(name='new_type'))
+  with pytest.raises(FileNotFoundError, match='Run the pipeline first'):
+    run_model.open_store(str(tmp_path / 'missing.sqlite'))
+
+
+def test_state_names_and_durations():
+  execution = metadata_store_pb2.Execution(
+      last_known_state=CACHED, create_time_since_epoch=10_000,
+      last_update_time_since_epoch=12_500)
+  assert run_model.state_name(execution) == 'cached'
+  assert run_model.duration_seconds(execution) == 2.5
+  execution.last_update_time_since_epoch = 9_000  # Clock skew: never < 0.
+  assert run_model.duration_seconds(execution) == 0.0
+  assert run_model.state_name(metadata_store_pb2.Execution()) == 'unknown'
+  assert {run_model.STATE_NAMES[s] for s in (COMPLETE, CACHED, FAILED)} <= (
+      run_model.FINAL_STATES)
+  assert 'running' not in run_model.FINAL_STATES
+
+
+def test_summary_of_a_run_and_the_deprecated_store_api(two_runs):
+  path, _, _ = two_runs
+  store = run_model.open_store(path)
+  run = run_model.read_run(store, 'other-run')
+  summary = run_summary.summarize(run)
+  assert summary.run_id == 'other-run'
+  assert [(c.component_id, c.state) for c in summary.components] == [
+      ('Trainer', 'FAILED')]
+  assert summary.blessed is None and summary.pushed_model is None
+  text = run_summary.format_summary(summary)
+  assert 'Blessing: not evaluated (the run stopped earlier)' in text
+  assert 'Pushed model: none' in text
+  # The wrappers kept for callers of the old API read the same runs.
+  old_store = run_summary.open_store(path)
+  assert run_summary.run_ids(old_store, 'demo') == ['run-1', 'run-2']
+  old = run_summary.summarize(old_store, 'other', None)
+  assert old == summary
 
 
 def test_format_line():

@@ -15,6 +15,7 @@ import nbclient
 import nbformat
 import pytest
 
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
@@ -66,8 +67,7 @@ def _outputs(notebook, mime: str) -> list:
 @pytest.mark.e2e
 def test_model_analysis_notebook(e2e_run, venv_kernel, tmp_path,
                                  monkeypatch):
-  store = run_summary.open_store(e2e_run.metadata_path)
-  summary = run_summary.summarize(store, PIPELINE_NAME)
+  summary = run_summary.summarize_latest(e2e_run.metadata_path, PIPELINE_NAME)
   notebook = _execute('model_analysis', venv_kernel, e2e_run.output_dir,
                       tmp_path, monkeypatch)
   markdown = '\n'.join(_outputs(notebook, 'text/markdown'))
@@ -95,8 +95,15 @@ def test_data_validation_notebook(e2e_run, venv_kernel, tmp_path,
   text = '\n'.join(_outputs(notebook, 'text/plain'))
   tables = '\n'.join(_outputs(notebook, 'text/html'))
   markdown = '\n'.join(_outputs(notebook, 'text/markdown'))
-  # Artifacts found through MLMD live under this run's pipeline root.
-  assert f'statistics: {e2e_run.pipeline_root}' in text
+  # The artifacts of the latest run, as the run model finds them.
+  run = run_model.find_run(run_model.open_store(e2e_run.metadata_path),
+                           PIPELINE_NAME)
+  validator = run.execution(run_model.EXAMPLE_VALIDATOR)
+  assert f'Run {run.run_id}' in text
+  statistics = run.execution(run_model.STATISTICS_GEN).output('statistics')
+  assert f'statistics: {statistics.uri}' in text
+  assert f"schema:     {validator.input('schema').uri}" in text
+  assert statistics.uri.startswith(str(e2e_run.pipeline_root))
   assert 'train mean' in tables and 'eval mean' in tables
   assert 'payment_type' in tables  # schema and categorical tables
   assert 'Credit Card' in tables  # a domain value of the curated schema

@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from pipeline.inspection import run_model
+from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
 
 STARTUP_DEADLINE_S = 240
@@ -73,7 +75,10 @@ def test_tensorboard_serves_training_scalars(e2e_run, tmp_path):
       check=False)
   assert found.returncode == 0, found.stderr
   logdir = found.stdout.strip()
-  # The log dir comes from MLMD: the Trainer's ModelRun artifact.
+  # The log dir comes from MLMD: the latest Trainer's ModelRun artifact.
+  latest = run_model.find_run(run_model.open_store(e2e_run.metadata_path),
+                              PIPELINE_NAME)
+  assert logdir == latest.model_run_uri
   assert pathlib.Path(logdir).is_dir()
   assert pathlib.Path(logdir).is_relative_to(e2e_run.pipeline_root)
 

@@ -8,8 +8,9 @@ Every run prints as the chain that produced (or reused) its model:
     data -> examples -> transform -> model -> evaluation -> blessing -> push
 
 with the MLMD artifact id and location of each link. `--tensorboard-logdir`
-prints the Trainer's log directory of the newest run that has one. Only the
-store is read (read-only), without importing TensorFlow.
+prints the Trainer's log directory of the newest run that has one. The runs
+come from `run_model`, which reads the store read-only and imports no
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ import sys
 from typing import Optional
 from typing import Sequence
 
-from pipeline.inspection.run_model import DEFAULT_OUTPUT_DIR
-from pipeline.inspection.run_model import METADATA_FILE
-from pipeline.inspection.run_model import Run
-from pipeline.inspection.run_model import latest_model_run_uri
-from pipeline.inspection.run_model import open_readonly
-from pipeline.inspection.run_model import recent_runs
+from pipeline.inspection import run_model
 
 
-def format_run(run: Run) -> str:
+def format_run(run: run_model.Run) -> str:
   """A header line, then one line per link of the chain."""
   verdict = {True: 'BLESSED', False: 'NOT BLESSED',
              None: 'not evaluated'}[run.blessed]
@@ -49,7 +45,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       prog='python -m pipeline.inspection',
       description='Recent runs and their lineage, from an output dir\'s '
       'metadata store.')
-  parser.add_argument('--output-dir', default=str(DEFAULT_OUTPUT_DIR),
+  parser.add_argument('--output-dir',
+                      default=str(run_model.DEFAULT_OUTPUT_DIR),
                       help='Output dir of a local run; its metadata.sqlite '
                       'is read (default: %(default)s).')
   parser.add_argument('--metadata-path', default=None,
@@ -64,13 +61,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='Print only the latest Trainer log dir, for '
                       'tensorboard --logdir.')
   args = parser.parse_args(argv)
-  path = args.metadata_path or os.path.join(args.output_dir, METADATA_FILE)
+  path = args.metadata_path or os.path.join(args.output_dir,
+                                            run_model.METADATA_FILE)
   try:
-    store = open_readonly(path)
+    store = run_model.open_store(path)
     if args.tensorboard_logdir:
-      print(latest_model_run_uri(store, args.pipeline_name))
+      print(run_model.latest_model_run_uri(store, args.pipeline_name))
       return 0
-    runs = recent_runs(store, args.pipeline_name, args.limit)
+    runs = run_model.recent_runs(store, args.pipeline_name, args.limit)
   except (FileNotFoundError, LookupError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

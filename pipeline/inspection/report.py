@@ -2,8 +2,8 @@
 
 Written by the local runner at the end of every run into the output dir:
 
-    <output-dir>/reports/<run id>.html   one per run
-    <output-dir>/report.html             a copy of the latest
+    <output-dir>/reports/run-<run id>.html   one per run
+    <output-dir>/report.html                 a copy of the latest
 
 It shows, read back from MLMD and the run's artifacts:
   * the blessing decision and its reason, with the headline metrics;
@@ -15,8 +15,11 @@ It shows, read back from MLMD and the run's artifacts:
   * a statistics overview: a plain per-feature table (train vs eval) and
     TFDV's Facets visualization (get_statistics_html).
 
-Everything but the Facets view is plain HTML and CSS with no script and no
-external resource, so it renders in any browser, offline, and survives being
+Two steps: `build_view` reads the run into a `ReportView`, a tree of frozen
+dataclasses holding plain values; `render` turns a view into HTML with the
+Jinja2 templates in `templates/` (autoescaped; the CSS is inlined). Everything
+but the Facets view is plain HTML and CSS with no script and no external
+resource, so the page renders in any browser, offline, and survives being
 mailed or attached to a CI run. Facets loads its code from the internet; its
 section says so.
 """
@@ -25,49 +28,384 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import html
-import json
+import functools
 import math
 import os
 import re
 import shutil
 from typing import Dict
-from typing import Iterable
-from typing import List
+from typing import Mapping
 from typing import Optional
 from typing import Sequence
 from typing import Tuple
+from typing import Union
 
-import tensorflow_data_validation as tfdv
+import jinja2
+import markupsafe
 from tensorflow_data_validation.utils import display_util
 from tensorflow_metadata.proto.v0 import statistics_pb2
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.proto import validation_result_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from models import metrics as custom_metrics
-from pipeline.components import anomaly_gate
-from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 
 REPORTS_DIR = 'reports'
 LATEST_REPORT = 'report.html'
-STATS_FILE = 'FeatureStats.pb'
-# Columns of the slice table, in order; the gate's metrics first.
+TEMPLATE = 'report.html.j2'
+# Columns of the slice table and the headline chips, in order; the gate's
+# metrics first.
 SLICE_METRICS = ('auc', 'binary_accuracy', custom_metrics.ACCURACY_LIFT_NAME,
                  custom_metrics.MAJORITY_RATE_NAME, 'precision', 'recall',
                  'example_count')
+OVERALL = 'Overall'
+NOT_CHECKED = 'not checked: no blessed baseline yet'
+# The TFX Evaluator's model names when it compares with a baseline.
 _BASELINE = 'baseline'
 _CANDIDATE = 'candidate'
+_DASH = '–'
+
+# --- The view model -------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Threshold:
-  """One gate threshold from the EvalConfig and how the run fared on it."""
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  """The blessing decision: 'BLESSED', 'NOT BLESSED' or 'NOT EVALUATED'."""
+  decision: str
+  reason: str
+
+  @property
+  def css(self) -> str:
+    return {'BLESSED': 'good', 'NOT BLESSED': 'bad'}.get(self.decision,
+                                                         'neutral')
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+  """A headline metric of the Overall slice."""
+  name: str
+  value: Optional[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdRow:
+  """One gate threshold and how the run fared on it."""
   metric: str
   slices: str
   rule: str
   value: Optional[float]
   status: str  # 'pass', 'FAIL', or why it was not checked.
+
+  @property
+  def status_css(self) -> str:
+    return {'pass': 'pass', 'FAIL': 'fail'}.get(self.status, 'muted')
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineRow:
+  """One metric of the candidate next to the baseline model's."""
+  metric: str
+  candidate: Optional[float]
+  baseline: Optional[float]
+  difference: Optional[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceRow:
+  """The metrics of one slice ('Overall', 'payment_type=Cash', ...)."""
+  name: str
+  values: Mapping[str, float]
+
+  @property
+  def is_overall(self) -> bool:
+    return self.name == OVERALL
+
+  @property
+  def one_class(self) -> bool:
+    """Whether the slice holds a single class (so AUC is undefined)."""
+    return self.values.get(custom_metrics.MAJORITY_RATE_NAME) == 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationView:
+  """The Evaluator's output: thresholds, baseline comparison, slices."""
+  thresholds: Tuple[ThresholdRow, ...]
+  blessing_reason: str
+  baseline: Optional[Tuple[BaselineRow, ...]]  # None: no baseline model.
+  columns: Tuple[str, ...]
+  slices: Tuple[SliceRow, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRow:
+  component_id: str
+  state: str
+  seconds: float
+
+  @property
+  def state_css(self) -> str:
+    return {'cached': 'muted', 'FAILED': 'fail'}.get(self.state, '')
+
+
+@dataclasses.dataclass(frozen=True)
+class LineageRow:
+  stage: str
+  artifact_id: Optional[int]
+  location: str
+  note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AnomalyRow:
+  split: str
+  feature: str
+  anomaly: str
+  description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AnomaliesView:
+  """ExampleValidator's findings; no rows means no anomalies."""
+  uri: str
+  splits: Tuple[str, ...]
+  rows: Tuple[AnomalyRow, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsCell:
+  """One feature in one split: share missing and a one-line summary."""
+  missing: str
+  summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsRow:
+  feature: str
+  kind: str
+  cells: Tuple[StatsCell, ...]  # One per StatisticsView.splits.
+
+
+@dataclasses.dataclass(frozen=True)
+class StatisticsView:
+  """StatisticsGen's output as a table, plus TFDV's Facets markup."""
+  example_counts: Tuple[Tuple[str, int], ...]
+  splits: Tuple[str, ...]
+  rows: Tuple[StatsRow, ...]
+  # TFDV's own HTML, trusted and inserted as is: it must be Markup.
+  facets_html: markupsafe.Markup = markupsafe.Markup('')
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportView:
+  """Everything the report page shows, as plain values."""
+  pipeline_name: str
+  run_id: str
+  generated: str
+  metadata_path: str
+  verdict: Verdict
+  chips: Tuple[Chip, ...] = ()
+  pushed_model: Optional[str] = None
+  evaluation: Optional[EvaluationView] = None
+  components: Tuple[ComponentRow, ...] = ()
+  lineage: Tuple[LineageRow, ...] = ()
+  anomalies: Optional[AnomaliesView] = None
+  statistics: Optional[StatisticsView] = None
+
+  @property
+  def title(self) -> str:
+    return f'{self.pipeline_name} run {self.run_id}'
+
+  @property
+  def cached_count(self) -> int:
+    return sum(1 for c in self.components if c.state == 'cached')
+
+  @property
+  def total_seconds(self) -> float:
+    return sum(c.seconds for c in self.components)
+
+
+# --- Pure helpers ---------------------------------------------------------
+
+
+def is_finite(value) -> bool:
+  """Whether `value` is a real number that is not NaN or infinite."""
+  return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def fmt(value: Optional[float], digits: int = 4, name: str = '') -> str:
+  """A metric or statistic for display.
+
+  Args:
+    value: The number; None or NaN shows as '–'.
+    digits: Decimals for non-counts.
+    name: The metric's name; counts ('example_count') have no decimals.
+
+  Returns:
+    '0.9123', '1,204' or '–'.
+  """
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return _DASH
+  if name.endswith('count') or (not name and float(value).is_integer()
+                                and abs(value) >= 2):
+    return f'{value:,.0f}'
+  return f'{value:.{digits}f}'
+
+
+def verdict(blessed: Optional[bool], reason: str) -> Verdict:
+  """The verdict box of a run; `blessed` None means never evaluated."""
+  if blessed is None:
+    return Verdict('NOT EVALUATED', 'The run stopped before the Evaluator; '
+                   'see the components below.')
+  return Verdict('BLESSED' if blessed else 'NOT BLESSED', reason)
+
+
+def slice_name(slice_key: Sequence[Tuple[str, object]]) -> str:
+  """'Overall' or 'feature=value, ...' for a deserialized TFMA slice key."""
+  if not slice_key:
+    return OVERALL
+  return ', '.join(f'{k}={v}' for k, v in slice_key)
+
+
+def _slice_sort_key(name: str):
+  """Overall first, then grouped by feature; numbers sort numerically."""
+  feature, _, value = name.partition('=')
+  try:
+    return (name != OVERALL, feature, 0, float(value), '')
+  except ValueError:
+    return (name != OVERALL, feature, 1, 0.0, value)
+
+
+def slice_rows(overall: Mapping[str, float],
+               by_slice: Mapping[str, Mapping[str, float]]
+               ) -> Tuple[SliceRow, ...]:
+  """The Overall row, then every slice sorted by feature and value."""
+  names = sorted(by_slice, key=_slice_sort_key)
+  return (SliceRow(OVERALL, dict(overall)),) + tuple(
+      SliceRow(name, dict(by_slice[name])) for name in names)
+
+
+# --- Thresholds -----------------------------------------------------------
+
+_SliceSpec = Union[None, tfma.SlicingSpec, tfma.CrossSlicingSpec]
+
+
+def _slices_text(spec: _SliceSpec) -> str:
+  if spec is None:
+    return 'all slices'
+  if isinstance(spec, tfma.CrossSlicingSpec):
+    return (f'{_slices_text(spec.baseline_spec)} vs ' + ', '.join(
+        _slices_text(s) for s in spec.slicing_specs))
+  keys = list(spec.feature_keys) + [f'{k}={v}' for k, v in
+                                     sorted(spec.feature_values.items())]
+  return ', '.join(keys) if keys else OVERALL
+
+
+def _rule_text(threshold: Union[tfma.GenericValueThreshold,
+                                tfma.GenericChangeThreshold]) -> str:
+  if isinstance(threshold, tfma.GenericValueThreshold):
+    rules = []
+    if threshold.HasField('lower_bound'):
+      rules.append(f'≥ {threshold.lower_bound.value:.4g}')
+    if threshold.HasField('upper_bound'):
+      rules.append(f'≤ {threshold.upper_bound.value:.4g}')
+    return ' and '.join(rules)
+  rule = 'change vs baseline'
+  if threshold.HasField('absolute'):
+    higher = threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    rule += f' {"≥" if higher else "≤"} {threshold.absolute.value:+.4g}'
+  if threshold.HasField('relative'):
+    rule += f' (relative {threshold.relative.value:+.4g})'
+  return rule
+
+
+def _slice_applies(spec: _SliceSpec, slice_key) -> bool:
+  if spec is None or isinstance(spec, tfma.CrossSlicingSpec):
+    return True
+  return tfma.slicer.SingleSliceSpec(spec=spec).is_slice_applicable(slice_key)
+
+
+def _value_at(spec: _SliceSpec, name: str, overall: Mapping[str, float],
+              by_slice: Mapping[str, Mapping[str, float]]
+              ) -> Optional[float]:
+  """The value a threshold was judged on, when it names a single slice."""
+  if spec is None or isinstance(spec, tfma.CrossSlicingSpec):
+    return overall.get(name)
+  if spec.feature_keys:
+    return None  # One value per slice of the feature; see the slice table.
+  if not spec.feature_values:
+    return overall.get(name)
+  key = slice_name(sorted(spec.feature_values.items()))
+  return by_slice.get(key, {}).get(name)
+
+
+def threshold_rows(eval_config: tfma.EvalConfig,
+                   validation: validation_result_pb2.ValidationResult,
+                   overall: Mapping[str, float],
+                   by_slice: Optional[Mapping[str, Mapping[str, float]]] = None
+                   ) -> Tuple[ThresholdRow, ...]:
+  """Every threshold of the EvalConfig with the value it was judged on.
+
+  The thresholds come from TFMA's own resolution of the config
+  (`metric_thresholds_from_metrics_specs`), so metric names are TFMA's keys.
+
+  Args:
+    eval_config: The EvalConfig the Evaluator used.
+    validation: The Evaluator's ValidationResult.
+    overall: Overall metrics of the candidate, with `<name>_diff` entries.
+    by_slice: Metrics of the candidate by slice name ('payment_type=Cash').
+
+  Returns:
+    One row per (metric, slice spec, threshold kind), in config order.
+  """
+  by_slice = by_slice or {}
+  baselines = {spec.name for spec in eval_config.model_specs
+               if spec.is_baseline}
+  failures = [(tfma.metrics.MetricKey.from_proto(failure.metric_key),
+               tfma.slicer.deserialize_slice_key(per_slice.slice_key))
+              for per_slice in validation.metric_validations_per_slice
+              for failure in per_slice.failures]
+  rows = []
+  resolved = tfma.metrics.metric_thresholds_from_metrics_specs(
+      eval_config.metrics_specs, eval_config=eval_config)
+  for key, slices_and_thresholds in resolved.items():
+    if key.model_name in baselines:
+      continue  # The baseline is compared against, never gated.
+    name = key.name + ('_diff' if key.is_diff else '')
+    for spec, threshold in slices_and_thresholds:
+      failed = any(failed_key == key and _slice_applies(spec, slice_key)
+                   for failed_key, slice_key in failures)
+      if key.is_diff and not baselines:
+        status = NOT_CHECKED
+      else:
+        status = 'FAIL' if failed else 'pass'
+      rows.append(ThresholdRow(
+          metric=key.name, slices=_slices_text(spec),
+          rule=_rule_text(threshold),
+          value=_value_at(spec, name, overall, by_slice), status=status))
+  return tuple(rows)
+
+
+# --- Rendering ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _environment() -> jinja2.Environment:
+  env = jinja2.Environment(
+      loader=jinja2.PackageLoader('pipeline.inspection', 'templates'),
+      autoescape=jinja2.select_autoescape(enabled_extensions=('html', 'j2'),
+                                          default_for_string=True),
+      undefined=jinja2.StrictUndefined,
+      keep_trailing_newline=True)
+  env.filters['fmt'] = fmt
+  env.tests['finite'] = is_finite
+  return env
+
+
+def render(view: ReportView) -> str:
+  """The report page of a view, as one HTML string (no I/O but templates)."""
+  return _environment().get_template(TEMPLATE).render(view=view)
 
 
 def report_paths(output_dir: str, run_id: str) -> Tuple[str, str]:
@@ -93,225 +431,46 @@ def write_report(metadata_path: str, pipeline_name: str, output_dir: str,
   Raises:
     LookupError: No such run in the store.
   """
-  page = render(metadata_path, pipeline_name, run_id)
-  store = run_summary.open_store(metadata_path)
-  run_id = run_id or run_summary.run_ids(store, pipeline_name)[-1]
-  path, latest = report_paths(output_dir, run_id)
+  view = build_view(metadata_path, pipeline_name, run_id)
+  path, latest = report_paths(output_dir, view.run_id)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
-    f.write(page)
+    f.write(render(view))
   shutil.copyfile(path, latest)
   return path
 
 
-def render(metadata_path: str, pipeline_name: str,
-           run_id: Optional[str] = None) -> str:
-  """The report page of one run, as an HTML string."""
-  store = run_summary.open_store(metadata_path)
-  summary = run_summary.summarize(store, pipeline_name, run_id)
-  run = _find_run(store, pipeline_name, summary.run_id)
-  sections = [
-      _verdict_section(summary),
-      _metrics_section(summary),
-      _run_section(summary, run),
-      _anomalies_section(run),
-      _statistics_section(run),
-  ]
-  title = f'{pipeline_name} run {summary.run_id}'
-  generated = datetime.datetime.now().isoformat(timespec='seconds')
-  return _PAGE.format(
-      title=_e(title), generated=_e(generated), style=_STYLE,
-      metadata=_e(metadata_path), body='\n'.join(sections))
+# --- Loading: MLMD and artifacts into a view ------------------------------
 
 
-def _find_run(store, pipeline_name: str, run_id: str) -> inspect_lib.Run:
-  for run in inspect_lib.recent_runs(store, pipeline_name):
-    if run.run_id == run_id:
-      return run
-  raise LookupError(f'Run {run_id!r} of {pipeline_name!r} not in the store.')
+def build_view(metadata_path: str, pipeline_name: str,
+               run_id: Optional[str] = None) -> ReportView:
+  """Reads one run (default: the latest) and its artifacts into a view.
 
-
-def _e(value) -> str:
-  return html.escape(str(value), quote=True)
-
-
-def _fmt(value: Optional[float], digits: int = 4, name: str = '') -> str:
-  """A metric or statistic for display; counts without decimals."""
-  if value is None or (isinstance(value, float) and math.isnan(value)):
-    return '–'
-  if name.endswith('count') or (not name and float(value).is_integer()
-                                and abs(value) >= 2):
-    return f'{value:,.0f}'
-  return f'{value:.{digits}f}'
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]],
-           css: str = '') -> str:
-  """An HTML table; cells are already-escaped HTML."""
-  head = ''.join(f'<th>{h}</th>' for h in headers)
-  body = '\n'.join('<tr>' + ''.join(f'<td>{c}</td>' for c in row) + '</tr>'
-                   for row in rows)
-  return (f'<table class="{css}"><thead><tr>{head}</tr></thead>'
-          f'<tbody>{body}</tbody></table>')
-
-
-# --- Verdict and metrics -------------------------------------------------
-
-
-def _verdict_section(summary: run_summary.RunSummary) -> str:
-  if summary.blessed is None:
-    css, verdict = 'neutral', 'NOT EVALUATED'
-    reason = 'The run stopped before the Evaluator; see the components below.'
-  elif summary.blessed:
-    css, verdict, reason = 'good', 'BLESSED', summary.blessing_reason
-  else:
-    css, verdict, reason = 'bad', 'NOT BLESSED', summary.blessing_reason
-  chips = ''.join(
-      f'<div class="chip"><span>{_e(name)}</span>'
-      f'<b id="metric-{_e(name)}">{_fmt(summary.metrics[name], name=name)}'
-      '</b></div>'
-      for name in SLICE_METRICS if name in summary.metrics)
-  pushed = summary.pushed_model or 'none (not pushed)'
-  return f'''
-<section class="verdict {css}">
-  <div class="decision" id="blessing">Blessing: {verdict}</div>
-  <div class="reason">Reason: {_e(reason)}</div>
-  <div class="chips">{chips}</div>
-  <div class="pushed">Pushed model: <code id="pushed-model">{_e(pushed)}</code></div>
-</section>'''
-
-
-def _metric_name(config: tfma.MetricConfig) -> str:
-  """The metric key TFMA uses for a MetricConfig: its configured name, else
-  the class name in snake case ('AUC' -> 'auc', 'ExampleCount' ->
-  'example_count')."""
-  if config.config:
-    try:
-      name = json.loads(config.config).get('name')
-    except ValueError:
-      name = None
-    if name:
-      return name
-  name = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', config.class_name)
-  return re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', name).lower()
-
-
-def _slices_text(slicing_specs) -> str:
-  names = []
-  for spec in slicing_specs:
-    keys = list(spec.feature_keys) + [f'{k}={v}' for k, v in
-                                       spec.feature_values.items()]
-    names.append(', '.join(keys) if keys else 'Overall')
-  return '; '.join(names) or 'all slices'
-
-
-def thresholds(eval_config: tfma.EvalConfig, evaluation_uri: str,
-               overall: Dict[str, float]) -> List[Threshold]:
-  """Every threshold of the EvalConfig with the value it was judged on."""
-  has_baseline = any(spec.is_baseline for spec in eval_config.model_specs)
-  validation = tfma.load_validation_result(evaluation_uri)
-  failed = set()
-  for per_slice in validation.metric_validations_per_slice:
-    for failure in per_slice.failures:
-      failed.add((failure.metric_key.name, failure.metric_key.is_diff))
-  found: List[Threshold] = []
-  for metrics_spec in eval_config.metrics_specs:
-    for config in metrics_spec.metrics:
-      name = _metric_name(config)
-      pairs = [(_slices_text(t.slicing_specs), t.threshold)
-               for t in config.per_slice_thresholds]
-      if config.HasField('threshold'):
-        pairs.append(('all slices', config.threshold))
-      for slices, threshold in pairs:
-        if threshold.HasField('value_threshold'):
-          bound = threshold.value_threshold
-          rules = []
-          if bound.HasField('lower_bound'):
-            rules.append(f'≥ {bound.lower_bound.value:.4g}')
-          if bound.HasField('upper_bound'):
-            rules.append(f'≤ {bound.upper_bound.value:.4g}')
-          found.append(Threshold(
-              name, slices, ' and '.join(rules), overall.get(name),
-              'FAIL' if (name, False) in failed else 'pass'))
-        if threshold.HasField('change_threshold'):
-          change = threshold.change_threshold
-          rule = 'change vs baseline'
-          if change.HasField('absolute'):
-            higher = (change.direction ==
-                      tfma.MetricDirection.HIGHER_IS_BETTER)
-            rule += f' {"≥" if higher else "≤"} {change.absolute.value:+.4g}'
-          if change.HasField('relative'):
-            rule += f' (relative {change.relative.value:+.4g})'
-          if not has_baseline:
-            status = 'not checked: no blessed baseline yet'
-          else:
-            status = 'FAIL' if (name, True) in failed else 'pass'
-          found.append(Threshold(name, slices, rule,
-                                 overall.get(f'{name}_diff'), status))
-  return found
-
-
-def _metrics_section(summary: run_summary.RunSummary) -> str:
-  if not summary.evaluation_uri:
-    return ('<section><h2>Metrics by slice</h2><p>No evaluation in this '
-            'run.</p></section>')
-  uri = summary.evaluation_uri
-  eval_config = load_eval_config(uri)
-  has_baseline = any(spec.is_baseline for spec in eval_config.model_specs)
-  overall = summary.metrics
-  parts = ['<section><h2>Metrics by slice (test split)</h2>']
-
-  rows = []
-  for item in thresholds(eval_config, uri, overall):
-    status_css = ('pass' if item.status == 'pass' else
-                  'fail' if item.status == 'FAIL' else 'muted')
-    rows.append([_e(item.metric), _e(item.slices), _e(item.rule),
-                 _fmt(item.value, name=item.metric),
-                 f'<span class="{status_css}">{_e(item.status)}</span>'])
-  parts.append('<h3>Gate thresholds</h3>')
-  parts.append(_table(['Metric', 'Slices', 'Threshold', 'Value', 'Result'],
-                      rows, 'thresholds'))
-  parts.append(f'<p class="reason">Blessing reason: '
-               f'{_e(summary.blessing_reason or "not evaluated")}</p>')
-
-  if has_baseline:
-    baseline = _overall_metrics(uri, _BASELINE)
-    rows = [[_e(name), _fmt(overall.get(name), name=name),
-             _fmt(baseline.get(name), name=name),
-             _fmt(overall.get(f'{name}_diff'))]
-            for name in SLICE_METRICS if name in overall]
-    parts.append('<h3>Candidate vs baseline (latest blessed model)</h3>')
-    parts.append(_table(['Metric', 'Candidate', 'Baseline', 'Difference'],
-                        rows, 'baseline'))
-  else:
-    parts.append('<p class="muted">No baseline: no model had been blessed '
-                 'before this one.</p>')
-
-  shown = [m for m in SLICE_METRICS if m in overall]
-  slices = [('Overall', overall)] + sorted(
-      summary.slice_metrics.items(), key=_slice_sort_key)
-  rows = []
-  for name, values in slices:
-    cells = [f'<b>{_e(name)}</b>' if name == 'Overall' else _e(name)]
-    one_class = values.get(custom_metrics.MAJORITY_RATE_NAME) == 1.0
-    for metric in shown:
-      value = values.get(metric)
-      if metric == 'auc' and one_class:
-        # TFMA reports 0 when a slice holds a single class; AUC is undefined.
-        cells.append('<span class="muted">n/a: one class</span>')
-      elif metric == 'auc' and value is not None and not math.isnan(value):
-        # A bar makes weak slices stand out without a plotting library.
-        cells.append(f'<div class="bar"><i style="width:{value * 100:.0f}%">'
-                     f'</i><span>{_fmt(value)}</span></div>')
-      else:
-        cells.append(_fmt(value, name=metric))
-    rows.append(cells)
-  parts.append('<h3>All slices</h3>')
-  parts.append(_table(['Slice'] + [_e(m) for m in shown], rows, 'slices'))
-  parts.append('<p class="muted">Only the Overall slice is gated; small '
-               'slices are reported, not gated, because they are noisy.</p>')
-  parts.append('</section>')
-  return '\n'.join(parts)
+  Raises:
+    LookupError: No such run in the store.
+  """
+  run = run_model.find_run(run_model.open_store(metadata_path, readonly=True),
+                           pipeline_name, run_id)
+  summary = run_summary.summarize(run)
+  metrics = summary.metrics
+  return ReportView(
+      pipeline_name=pipeline_name,
+      run_id=run.run_id,
+      generated=datetime.datetime.now().isoformat(timespec='seconds'),
+      metadata_path=metadata_path,
+      verdict=verdict(summary.blessed, summary.blessing_reason),
+      chips=tuple(Chip(name, metrics[name]) for name in SLICE_METRICS
+                  if name in metrics),
+      pushed_model=summary.pushed_model,
+      evaluation=(_evaluation_view(summary) if summary.evaluation_uri
+                  else None),
+      components=tuple(ComponentRow(e.component_id, e.state, e.seconds)
+                       for e in run.executions),
+      lineage=tuple(LineageRow(link.stage, link.artifact_id, link.location,
+                               link.note) for link in run.chain()),
+      anomalies=_anomalies_view(run),
+      statistics=_statistics_view(run))
 
 
 def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:
@@ -320,164 +479,117 @@ def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:
   return eval_config
 
 
-def _slice_sort_key(item: Tuple[str, Dict[str, float]]):
-  """Groups slices by feature; numeric values sort numerically."""
-  name = item[0]
-  feature, _, value = name.partition('=')
-  try:
-    return (feature, 0, float(value), '')
-  except ValueError:
-    return (feature, 1, 0.0, value)
-
-
-def _overall_metrics(uri: str, model_name: str) -> Dict[str, float]:
-  result = tfma.load_eval_result(uri, model_name=model_name)
-  for slice_key, metrics in result.slicing_metrics:
-    if slice_key:
+def _overall_metrics(evaluation_uri: str, model_name: str
+                     ) -> Dict[str, float]:
+  """Overall-slice metrics of one model of a (multi-model) evaluation."""
+  for record in tfma.load_metrics(evaluation_uri):
+    if tfma.slicer.deserialize_slice_key(record.slice_key):
       continue
     values = {}
-    for output in metrics.values():
-      for sub in output.values():
-        for name, value in sub.items():
-          if 'doubleValue' in value:
-            values[name] = float(value['doubleValue'])
+    for entry in record.metric_keys_and_values:
+      if entry.key.model_name != model_name or entry.key.is_diff:
+        continue
+      if entry.value.HasField('double_value'):
+        values[entry.key.name] = entry.value.double_value.value
+      elif entry.value.HasField('bounded_value'):
+        values[entry.key.name] = entry.value.bounded_value.value.value
     return values
   return {}
 
 
-# --- Run: lineage, components --------------------------------------------
+def _evaluation_view(summary: run_summary.RunSummary) -> EvaluationView:
+  uri = summary.evaluation_uri
+  eval_config = load_eval_config(uri)
+  overall = summary.metrics
+  baseline_rows = None
+  if any(spec.is_baseline for spec in eval_config.model_specs):
+    baseline = _overall_metrics(uri, _BASELINE)
+    baseline_rows = tuple(
+        BaselineRow(name, overall.get(name), baseline.get(name),
+                    overall.get(f'{name}_diff'))
+        for name in SLICE_METRICS if name in overall)
+  return EvaluationView(
+      thresholds=threshold_rows(eval_config,
+                                tfma.load_validation_result(uri), overall,
+                                summary.slice_metrics),
+      blessing_reason=summary.blessing_reason,
+      baseline=baseline_rows,
+      columns=tuple(m for m in SLICE_METRICS if m in overall),
+      slices=slice_rows(overall, summary.slice_metrics))
 
 
-def _run_section(summary: run_summary.RunSummary,
-                 run: inspect_lib.Run) -> str:
-  cached = sum(1 for c in summary.components if c.state == 'cached')
-  total = sum(c.seconds for c in summary.components)
-  rows = []
-  for component in summary.components:
-    css = {'cached': 'muted', 'FAILED': 'fail'}.get(component.state, '')
-    rows.append([_e(component.component_id),
-                 f'<span class="{css}">{_e(component.state)}</span>',
-                 f'{component.seconds:.1f} s'])
-  chain = []
-  for link in run.chain():
-    ref = f'#{link.artifact_id}' if link.artifact_id is not None else ''
-    chain.append([_e(link.stage), _e(ref), f'<code>{_e(link.location)}</code>',
-                  _e(link.note)])
-  return f'''
-<section>
-  <h2>Components</h2>
-  <p>{len(summary.components)} components, {cached} from cache
-  (cache hits), {total:.1f} s of component time.</p>
-  {_table(['Component', 'State', 'Duration'], rows, 'components')}
-  <h2>Lineage</h2>
-  <p class="muted">What produced the model, from the metadata store
-  (artifact ids).</p>
-  {_table(['Stage', 'Artifact', 'Location', 'Note'], chain, 'lineage')}
-</section>'''
-
-
-# --- Data: anomalies, statistics -----------------------------------------
-
-
-def _split_names(artifact) -> List[str]:
-  prop = artifact.properties.get('split_names')
-  return json.loads(prop.string_value) if prop is not None else []
-
-
-def _anomalies_section(run: inspect_lib.Run) -> str:
-  validator = run.execution(inspect_lib.EXAMPLE_VALIDATOR)
-  artifact = (validator.outputs.get('anomalies') or [None])[0] if validator \
-      else None
+def _anomalies_view(run: run_model.Run) -> Optional[AnomaliesView]:
+  validator = run.execution(run_model.EXAMPLE_VALIDATOR)
+  artifact = validator.output('anomalies') if validator else None
   if artifact is None:
-    return ('<section><h2>Anomalies</h2><p>ExampleValidator did not run.'
-            '</p></section>')
-  by_split = anomaly_gate.read_anomalies(artifact.uri, _split_names(artifact))
+    return None
+  by_split = run_summary.load_anomalies(artifact)
   rows = []
   for split, anomalies in sorted(by_split.items()):
     frame = display_util.get_anomalies_dataframe(anomalies)
     for feature, row in frame.iterrows():
-      rows.append([_e(split), _e(feature), _e(row.iloc[0]),
-                   _e(row.iloc[1])])
-  if not rows:
-    body = (f'<p class="pass" id="anomalies-none">No anomalies in any split '
-            f'({_e(", ".join(sorted(by_split)))}) against the curated '
-            'schema.</p>')
-  else:
-    body = _table(['Split', 'Feature', 'Anomaly', 'Description'], rows,
-                  'anomalies')
-  return (f'<section><h2>Anomalies (ExampleValidator vs the curated schema)'
-          f'</h2>{body}<p class="muted">{_e(artifact.uri)}</p></section>')
+      rows.append(AnomalyRow(split, str(feature), str(row.iloc[0]),
+                             str(row.iloc[1])))
+  return AnomaliesView(uri=artifact.uri, splits=tuple(sorted(by_split)),
+                       rows=tuple(rows))
 
 
-def _load_statistics(run: inspect_lib.Run
-                     ) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
-  stats_gen = run.execution(inspect_lib.STATISTICS_GEN)
-  artifact = (stats_gen.outputs.get('statistics') or [None])[0] if stats_gen \
-      else None
-  if artifact is None:
-    return {}
-  return {split: tfdv.load_stats_binary(
-      os.path.join(artifact.uri, f'Split-{split}', STATS_FILE))
-          for split in _split_names(artifact)}
+def _feature_name(feature: statistics_pb2.FeatureNameStatistics) -> str:
+  return '.'.join(feature.path.step) or feature.name
 
 
-def _feature_summary(feature: statistics_pb2.FeatureNameStatistics,
-                     num_examples: int) -> Tuple[str, str, str]:
-  """(type, missing %, summary) for one feature of one split."""
+def feature_summary(feature: statistics_pb2.FeatureNameStatistics,
+                    num_examples: int) -> Tuple[str, StatsCell]:
+  """(type name, cell) for one feature of one split."""
   kind = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
   if feature.HasField('num_stats'):
     stats = feature.num_stats
     common = stats.common_stats
-    summary = (f'mean {_fmt(stats.mean, 3)}, std {_fmt(stats.std_dev, 3)}, '
-               f'min {_fmt(stats.min, 3)}, max {_fmt(stats.max, 3)}')
+    text = (f'mean {fmt(stats.mean, 3)}, std {fmt(stats.std_dev, 3)}, '
+            f'min {fmt(stats.min, 3)}, max {fmt(stats.max, 3)}')
   elif feature.HasField('string_stats'):
     stats = feature.string_stats
     common = stats.common_stats
     top = (f', top “{stats.top_values[0].value}” '
-           f'({_fmt(stats.top_values[0].frequency)})'
+           f'({fmt(stats.top_values[0].frequency)})'
            if stats.top_values else '')
-    summary = f'{stats.unique} unique{top}'
+    text = f'{stats.unique} unique{top}'
   else:
-    return kind, '–', ''
-  missing = common.num_missing
-  share = 100.0 * missing / num_examples if num_examples else 0.0
-  return kind, f'{share:.1f}%', summary
+    return kind, StatsCell(_DASH, '')
+  share = 100.0 * common.num_missing / num_examples if num_examples else 0.0
+  return kind, StatsCell(f'{share:.1f}%', text)
 
 
-def _stats_rows(stats: Dict[str, statistics_pb2.DatasetFeatureStatisticsList],
-                splits: Sequence[str]) -> List[List[str]]:
-  tables = {split: stats[split].datasets[0] for split in splits}
-  names = sorted({'.'.join(f.path.step) or f.name
-                  for dataset in tables.values() for f in dataset.features})
+def stats_rows(datasets: Mapping[str, statistics_pb2.DatasetFeatureStatistics],
+               splits: Sequence[str]) -> Tuple[StatsRow, ...]:
+  """One row per feature over the given splits, sorted by feature name."""
+  by_split = {split: {_feature_name(f): f for f in datasets[split].features}
+              for split in splits}
+  names = sorted({name for features in by_split.values()
+                  for name in features})
   rows = []
   for name in names:
-    row = [_e(name)]
-    kind = ''
+    kind, cells = '', []
     for split in splits:
-      dataset = tables[split]
-      feature = next((f for f in dataset.features
-                      if ('.'.join(f.path.step) or f.name) == name), None)
+      feature = by_split[split].get(name)
       if feature is None:
-        row += ['–', 'absent']
+        cells.append(StatsCell(_DASH, 'absent'))
         continue
-      kind, missing, summary = _feature_summary(feature, dataset.num_examples)
-      row += [_e(missing), _e(summary)]
-    rows.append([row[0], _e(kind)] + row[1:])
-  return rows
+      kind, cell = feature_summary(feature, datasets[split].num_examples)
+      cells.append(cell)
+    rows.append(StatsRow(name, kind, tuple(cells)))
+  return tuple(rows)
 
 
-def _statistics_section(run: inspect_lib.Run) -> str:
-  stats = _load_statistics(run)
+def _statistics_view(run: run_model.Run) -> Optional[StatisticsView]:
+  stats_gen = run.execution(run_model.STATISTICS_GEN)
+  artifact = stats_gen.output('statistics') if stats_gen else None
+  if artifact is None:
+    return None
+  stats = run_summary.load_statistics(artifact)
   if not stats:
-    return ('<section><h2>Statistics</h2><p>StatisticsGen did not run.</p>'
-            '</section>')
+    return None
   splits = [s for s in ('train', 'eval') if s in stats] or sorted(stats)
-  counts = ', '.join(f'{s}: {stats[s].datasets[0].num_examples:,} examples'
-                     for s in sorted(stats))
-  headers = ['Feature', 'Type']
-  for split in splits:
-    headers += [f'{split} missing', f'{split} summary']
-  table = _table(headers, _stats_rows(stats, splits), 'stats')
   if len(splits) >= 2:
     facets = display_util.get_statistics_html(
         stats[splits[0]], stats[splits[1]], lhs_name=splits[0],
@@ -485,52 +597,11 @@ def _statistics_section(run: inspect_lib.Run) -> str:
   else:
     facets = display_util.get_statistics_html(stats[splits[0]],
                                               lhs_name=splits[0])
-  return f'''
-<section>
-  <h2>Statistics overview (StatisticsGen)</h2>
-  <p>{_e(counts)}.</p>
-  {table}
-  <h3>TFDV / Facets view ({_e(' vs '.join(splits[:2]))})</h3>
-  <p class="muted">TFDV's interactive Facets Overview. It loads the Facets
-  library from cdnjs.cloudflare.com and raw.githubusercontent.com, so it stays
-  empty offline; the table above has the same numbers.</p>
-  <div class="facets">{facets}</div>
-</section>'''
-
-
-_STYLE = '''
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       margin: 0 auto; max-width: 1200px; padding: 16px 24px; color: #1f2328; }
-h1 { font-size: 22px; margin: 4px 0; } h2 { font-size: 18px; margin-top: 28px;
-  border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-.sub { color: #59636e; font-size: 12px; }
-.verdict { border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
-.verdict.good { background: #dafbe1; border: 1px solid #4ac26b; }
-.verdict.bad { background: #ffebe9; border: 1px solid #ff8182; }
-.verdict.neutral { background: #eaeef2; border: 1px solid #afb8c1; }
-.decision { font-size: 24px; font-weight: 700; }
-.chips { display: flex; flex-wrap: wrap; gap: 8px; margin: 10px 0; }
-.chip { background: #fff; border: 1px solid #d0d7de; border-radius: 6px;
-        padding: 4px 10px; } .chip span { color: #59636e; margin-right: 6px; }
-table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left;
-         vertical-align: top; }
-th { background: #f6f8fa; } tbody tr:nth-child(even) { background: #fafbfc; }
-.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e;
-  font-weight: 700; } .muted { color: #59636e; }
-.bar { position: relative; width: 110px; height: 18px; background: #eaeef2; }
-.bar i { position: absolute; left: 0; top: 0; bottom: 0; background: #8cc0ff; }
-.bar span { position: relative; padding-left: 4px; }
-code { font-size: 12px; }
-'''
-
-_PAGE = '''<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{title}</title><style>{style}</style></head>
-<body>
-<h1>Pipeline run report: {title}</h1>
-<div class="sub">Generated {generated} from {metadata}</div>
-{body}
-</body></html>
-'''
+  return StatisticsView(
+      example_counts=tuple((s, stats[s].datasets[0].num_examples)
+                           for s in sorted(stats)),
+      splits=tuple(splits),
+      rows=stats_rows({s: stats[s].datasets[0] for s in splits}, splits),
+      # TFDV builds this markup itself (a <link> and <script> for Facets
+      # and the statistics as an attribute); it is trusted, not user text.
+      facets_html=markupsafe.Markup(facets))

@@ -1,4 +1,4 @@
-"""The read model of pipeline runs: one place that reads MLMD.
+"""The read model of pipeline runs: the one module that reads MLMD.
 
 A `Run` holds one pipeline run's executions, their states and durations,
 and the artifacts each consumed and produced; from those it derives the
@@ -7,11 +7,14 @@ blessing, the push, the baseline and the lineage chain
     data -> examples -> transform -> model -> evaluation -> blessing -> push
 
 with the MLMD artifact id and location of each link, read through the
-executions' input and output events. `--tensorboard-logdir` prints the
-Trainer's log directory of the newest run that has one, for TensorBoard.
+executions' input and output events.
 
-Only the SQLite store of the output dir is read (read-only), so this works on
-any output dir, for any pipeline name, without importing TensorFlow.
+Everything else that looks at a run (the end-of-run summary, the report, the
+live progress lines, the lineage CLI, the notebooks and the tests) gets its
+runs, executions and artifacts from here, and reads the artifacts' contents
+with the TFX, TFDV and TFMA loaders. This module imports no TensorFlow, so
+`python -m pipeline.inspection` starts fast, and it reads any pipeline's
+store without importing that pipeline.
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Sequence
+from typing import Union
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+Artifact = metadata_store_pb2.Artifact
+Context = metadata_store_pb2.Context
+
+# The one map from MLMD execution states to the words users see.
 STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: 'complete',
     metadata_store_pb2.Execution.CACHED: 'cached',
@@ -35,11 +43,18 @@ STATE_NAMES = {
     metadata_store_pb2.Execution.CANCELED: 'canceled',
     metadata_store_pb2.Execution.NEW: 'new',
 }
+UNKNOWN_STATE = 'unknown'
+# States an execution does not leave again.
+FINAL_STATES = frozenset(('complete', 'cached', 'FAILED', 'canceled'))
 CHAIN = ('data', 'examples', 'transform', 'model', 'evaluation', 'blessing',
          'push')
 METADATA_FILE = 'metadata.sqlite'
+# MLMD context types TFX writes: the pipeline, each run of it, each node.
+PIPELINE_CONTEXT = 'pipeline'
+RUN_CONTEXT = 'pipeline_run'
+NODE_CONTEXT = 'node'
 # The local runner's default output dir. Computed here rather than imported
-# from pipeline.flags, which imports TensorFlow; this tool must start fast.
+# from pipeline.flags, which imports TensorFlow; this module must start fast.
 DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).resolve().parents[2] / 'outputs'
 # Stages are found by component class (the execution type's last part), not
 # by node id, so that any pipeline's store can be read without importing it.
@@ -52,8 +67,18 @@ EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
 
 
-def open_readonly(metadata_path: str) -> metadata_store.MetadataStore:
-  """Opens an existing SQLite MLMD store without write access."""
+def open_store(metadata_path: str, readonly: bool = True
+               ) -> metadata_store.MetadataStore:
+  """Opens an existing SQLite MLMD store.
+
+  Args:
+    metadata_path: The store's SQLite file, e.g. `<output-dir>/metadata.sqlite`.
+    readonly: Open without write access (the default). Read-write opens an
+      existing store only; it never creates one.
+
+  Raises:
+    FileNotFoundError: No file at `metadata_path`.
+  """
   if not os.path.isfile(metadata_path):
     raise FileNotFoundError(
         f'No metadata store at {metadata_path}. Run the pipeline first '
@@ -61,9 +86,43 @@ def open_readonly(metadata_path: str) -> metadata_store.MetadataStore:
         '--output-dir of an earlier run.')
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = metadata_path
-  config.sqlite.connection_mode = (
-      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
+  mode = metadata_store_pb2.SqliteMetadataSourceConfig
+  config.sqlite.connection_mode = mode.READONLY if readonly else mode.READWRITE
   return metadata_store.MetadataStore(config)
+
+
+def state_name(execution: metadata_store_pb2.Execution) -> str:
+  """'complete', 'cached', 'FAILED', 'running', ... for an execution."""
+  return STATE_NAMES.get(execution.last_known_state, UNKNOWN_STATE)
+
+
+def duration_seconds(execution: metadata_store_pb2.Execution) -> float:
+  """Seconds from an execution's creation to its last update (>= 0).
+
+  For a finished execution that is its run time, exact to the millisecond
+  whenever the store is read.
+  """
+  return max(0.0, (execution.last_update_time_since_epoch -
+                   execution.create_time_since_epoch) / 1000.0)
+
+
+def component_class(execution: metadata_store_pb2.Execution) -> str:
+  """'Trainer' for an execution of type 'tfx.components.trainer...Trainer'."""
+  return execution.type.rsplit('.', 1)[-1]
+
+
+def node_id(contexts: Sequence[Context],
+            execution: metadata_store_pb2.Execution) -> str:
+  """The component id of an execution, from its 'node' context.
+
+  Args:
+    contexts: The execution's contexts (`store.get_contexts_by_execution`).
+    execution: The execution; its class stands in if no node context exists.
+  """
+  for context in contexts:
+    if context.type == NODE_CONTEXT:
+      return context.name.split('.', 1)[-1]
+  return component_class(execution)
 
 
 @dataclasses.dataclass
@@ -74,8 +133,22 @@ class Execution:
   state: str
   seconds: float
   proto: metadata_store_pb2.Execution
-  inputs: Dict[str, List[metadata_store_pb2.Artifact]]
-  outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+  inputs: Dict[str, List[Artifact]]
+  outputs: Dict[str, List[Artifact]]
+
+  @property
+  def finished(self) -> bool:
+    return self.state in FINAL_STATES
+
+  def input(self, key: str) -> Optional[Artifact]:
+    """The first artifact consumed under `key` ('examples'), or None."""
+    artifacts = self.inputs.get(key)
+    return artifacts[0] if artifacts else None
+
+  def output(self, key: str) -> Optional[Artifact]:
+    """The first artifact produced under `key` ('model'), or None."""
+    artifacts = self.outputs.get(key)
+    return artifacts[0] if artifacts else None
 
 
 @dataclasses.dataclass
@@ -89,39 +162,52 @@ class Link:
 
 @dataclasses.dataclass
 class Run:
-  """A pipeline run read back from MLMD."""
+  """A pipeline run read back from MLMD; executions oldest first."""
   pipeline_name: str
   run_id: str
   create_time_ms: int
   executions: List[Execution]
 
-  def execution(self, component_class: str) -> Optional[Execution]:
+  def execution(self, component_class_name: str) -> Optional[Execution]:
     """The last execution of a component class ('Trainer'), or of any
     '*ExampleGen' for EXAMPLE_GEN_SUFFIX."""
     found = None
     for execution in self.executions:
       kind = execution.component_class
-      if kind == component_class or (
-          component_class == EXAMPLE_GEN_SUFFIX and kind.endswith(
+      if kind == component_class_name or (
+          component_class_name == EXAMPLE_GEN_SUFFIX and kind.endswith(
               EXAMPLE_GEN_SUFFIX)):
         found = execution
     return found
 
+  def component(self, component_id: str) -> Optional[Execution]:
+    """The last execution of a component id ('ImportSchemaGen'), or None."""
+    found = None
+    for execution in self.executions:
+      if execution.component_id == component_id:
+        found = execution
+    return found
+
   def count(self, state: str) -> int:
+    """How many executions ended in (or are in) `state`."""
     return sum(1 for e in self.executions if e.state == state)
+
+  def _output(self, component_class_name: str, key: str) -> Optional[Artifact]:
+    execution = self.execution(component_class_name)
+    return execution.output(key) if execution is not None else None
 
   @property
   def blessed(self) -> Optional[bool]:
-    blessing = _first(self.execution(EVALUATOR), 'blessing',
-                      outputs=True)
+    """The Evaluator's verdict; None when no blessing was recorded."""
+    blessing = self._output(EVALUATOR, 'blessing')
     if blessing is None or 'blessed' not in blessing.custom_properties:
       return None
     return bool(blessing.custom_properties['blessed'].int_value)
 
   @property
   def pushed_destination(self) -> Optional[str]:
-    pushed = _first(self.execution(PUSHER), 'pushed_model',
-                    outputs=True)
+    """Where the Pusher copied the model; None when nothing was pushed."""
+    pushed = self._output(PUSHER, 'pushed_model')
     if pushed is None:
       return None
     props = pushed.custom_properties
@@ -132,46 +218,55 @@ class Run:
   @property
   def model_run_uri(self) -> Optional[str]:
     """Trainer logs (TensorBoard) of this run; a cached Trainer's reused."""
-    model_run = _first(self.execution(TRAINER), 'model_run',
-                       outputs=True)
+    model_run = self._output(TRAINER, 'model_run')
     return model_run.uri if model_run is not None else None
+
+  @property
+  def evaluation_uri(self) -> Optional[str]:
+    """The Evaluator's output (TFMA metrics, validation result), if any."""
+    evaluation = self._output(EVALUATOR, 'evaluation')
+    return evaluation.uri if evaluation is not None else None
+
+  @property
+  def baseline_model(self) -> Optional[Artifact]:
+    """The blessed model the Evaluator compared with; None without one."""
+    evaluator = self.execution(EVALUATOR)
+    return evaluator.input('baseline_model') if evaluator else None
 
   def chain(self) -> List[Link]:
     """data -> examples -> transform -> model -> evaluation -> blessing ->
     push, following the artifacts each execution really consumed."""
-    links: List[Link] = []
     example_gen = self.execution(EXAMPLE_GEN_SUFFIX)
-    links.append(_data_link(example_gen))
     transform = self.execution(TRANSFORM)
     trainer = self.execution(TRAINER)
     evaluator = self.execution(EVALUATOR)
     pusher = self.execution(PUSHER)
+    links = [_data_link(example_gen)]
     # Each link is what the next stage consumed when there is a next stage,
     # else what this stage produced; so a broken link shows up as a mismatch
     # in ids between neighbouring rows rather than being papered over.
-    examples = (_first(transform, 'examples') or
-                _first(example_gen, 'examples', outputs=True))
+    examples = (_input(transform, 'examples') or
+                _output(example_gen, 'examples'))
     links.append(_link('examples', examples, example_gen))
-    graph = (_first(trainer, 'transform_graph') or
-             _first(transform, 'transform_graph', outputs=True))
+    graph = (_input(trainer, 'transform_graph') or
+             _output(transform, 'transform_graph'))
     links.append(_link('transform', graph, transform))
-    model = _first(evaluator, 'model') or _first(trainer, 'model', outputs=True)
+    model = _input(evaluator, 'model') or _output(trainer, 'model')
     links.append(_link('model', model, trainer))
-    evaluation = _first(evaluator, 'evaluation', outputs=True)
-    baseline = _first(evaluator, 'baseline_model')
-    eval_link = _link('evaluation', evaluation, evaluator)
+    baseline = self.baseline_model
+    eval_link = _link('evaluation', _output(evaluator, 'evaluation'),
+                      evaluator)
     eval_link.note = ', '.join(filter(None, [
         eval_link.note,
         f'baseline model #{baseline.id}' if baseline is not None
         else ('no baseline' if evaluator is not None else '')]))
     links.append(eval_link)
-    blessing = _first(evaluator, 'blessing', outputs=True)
-    blessed = self.blessed
-    verdict = {True: 'BLESSED', False: 'NOT BLESSED', None: ''}[blessed]
-    blessing_link = _link('blessing', blessing, evaluator)
+    verdict = {True: 'BLESSED', False: 'NOT BLESSED', None: ''}[self.blessed]
+    blessing_link = _link('blessing', _output(evaluator, 'blessing'),
+                          evaluator)
     blessing_link.note = ', '.join(filter(None, [verdict, blessing_link.note]))
     links.append(blessing_link)
-    pushed = _first(pusher, 'pushed_model', outputs=True)
+    pushed = _output(pusher, 'pushed_model')
     push_link = _link('push', pushed, pusher)
     if pushed is not None:
       push_link.location = self.pushed_destination or 'not pushed'
@@ -179,12 +274,12 @@ class Run:
     return links
 
 
-def _first(execution: Optional[Execution], key: str, outputs: bool = False
-           ) -> Optional[metadata_store_pb2.Artifact]:
-  if execution is None:
-    return None
-  artifacts = (execution.outputs if outputs else execution.inputs).get(key)
-  return artifacts[0] if artifacts else None
+def _input(execution: Optional[Execution], key: str) -> Optional[Artifact]:
+  return execution.input(key) if execution is not None else None
+
+
+def _output(execution: Optional[Execution], key: str) -> Optional[Artifact]:
+  return execution.output(key) if execution is not None else None
 
 
 def _data_link(example_gen: Optional[Execution]) -> Link:
@@ -210,37 +305,81 @@ def _state_note(execution: Optional[Execution]) -> str:
   return '' if execution.state == 'complete' else execution.state
 
 
-def _link(stage: str, artifact: Optional[metadata_store_pb2.Artifact],
+def _link(stage: str, artifact: Optional[Artifact],
           producer: Optional[Execution]) -> Link:
   if artifact is None:
     return Link(stage, None, '-', _state_note(producer))
   return Link(stage, artifact.id, artifact.uri, _state_note(producer))
 
 
-def node_id(contexts: Sequence[metadata_store_pb2.Context],
-            execution: metadata_store_pb2.Execution) -> str:
-  """The component id of an execution, from its 'node' context."""
-  for context in contexts:
-    if context.type == 'node':
-      return context.name.split('.', 1)[-1]
-  return execution.type.rsplit('.', 1)[-1]
+# --- Run discovery --------------------------------------------------------
+
+
+def run_contexts(store: metadata_store.MetadataStore,
+                 pipeline_name: Optional[str] = None,
+                 since_ms: Optional[int] = None) -> List[Context]:
+  """The pipeline_run contexts in a store, oldest first.
+
+  Args:
+    store: An open MLMD store.
+    pipeline_name: Only runs of this pipeline (the children of its
+      'pipeline' context); None for the runs of every pipeline.
+    since_ms: Only runs created at or after this time (ms since the epoch).
+  """
+  if pipeline_name is None:
+    contexts = store.get_contexts_by_type(RUN_CONTEXT)
+  else:
+    pipeline = store.get_context_by_type_and_name(PIPELINE_CONTEXT,
+                                                  pipeline_name)
+    if pipeline is None:
+      return []
+    contexts = [c for c in store.get_children_contexts_by_context(pipeline.id)
+                if c.type == RUN_CONTEXT]
+  if since_ms is not None:
+    contexts = [c for c in contexts if c.create_time_since_epoch >= since_ms]
+  return sorted(contexts, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def pipeline_of(store: metadata_store.MetadataStore,
+                run_context: Context) -> Optional[str]:
+  """The name of the pipeline a pipeline_run context belongs to, if known."""
+  for parent in store.get_parent_contexts_by_context(run_context.id):
+    if parent.type == PIPELINE_CONTEXT:
+      return parent.name
+  return None
 
 
 def read_run(store: metadata_store.MetadataStore,
-             run_context: metadata_store_pb2.Context,
-             pipeline_name: str) -> Run:
-  """Reads one pipeline_run context: its executions and their artifacts."""
-  executions = store.get_executions_by_context(run_context.id)
+             context_or_run_id: Union[Context, str],
+             pipeline_name: Optional[str] = None) -> Run:
+  """Reads one run: its executions, their states and their artifacts.
+
+  Args:
+    store: An open MLMD store.
+    context_or_run_id: The run's pipeline_run context, or its name (the run
+      id).
+    pipeline_name: The run's pipeline; None to read it from the store.
+
+  Raises:
+    LookupError: No pipeline_run of that id.
+  """
+  context = context_or_run_id
+  if isinstance(context, str):
+    context = store.get_context_by_type_and_name(RUN_CONTEXT, context)
+    if context is None:
+      raise LookupError(f'No run {context_or_run_id!r} in the store.')
+  if pipeline_name is None:
+    pipeline_name = pipeline_of(store, context) or '?'
+  executions = store.get_executions_by_context(context.id)
   executions.sort(key=lambda e: (e.create_time_since_epoch, e.id))
   events = store.get_events_by_execution_ids([e.id for e in executions])
   artifacts = {a.id: a for a in store.get_artifacts_by_id(
       sorted({e.artifact_id for e in events}))}
-  result = Run(pipeline_name=pipeline_name, run_id=run_context.name,
-               create_time_ms=run_context.create_time_since_epoch,
-               executions=[])
+  run = Run(pipeline_name=pipeline_name, run_id=context.name,
+            create_time_ms=context.create_time_since_epoch, executions=[])
   for execution in executions:
-    inputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
-    outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    inputs: Dict[str, List[Artifact]] = {}
+    outputs: Dict[str, List[Artifact]] = {}
     for event in events:
       if event.execution_id != execution.id:
         continue
@@ -255,41 +394,55 @@ def read_run(store: metadata_store.MetadataStore,
       for step in event.path.steps:
         if step.HasField('key'):
           target.setdefault(step.key, []).append(artifacts[event.artifact_id])
-    seconds = max(0.0, (execution.last_update_time_since_epoch -
-                        execution.create_time_since_epoch) / 1000.0)
-    result.executions.append(Execution(
+    run.executions.append(Execution(
         component_id=node_id(store.get_contexts_by_execution(execution.id),
-                              execution),
-        component_class=execution.type.rsplit('.', 1)[-1],
-        state=STATE_NAMES.get(execution.last_known_state, 'unknown'),
-        seconds=seconds, proto=execution, inputs=inputs, outputs=outputs))
-  return result
+                             execution),
+        component_class=component_class(execution),
+        state=state_name(execution), seconds=duration_seconds(execution),
+        proto=execution, inputs=inputs, outputs=outputs))
+  return run
+
+
+def find_run(store: metadata_store.MetadataStore, pipeline_name: str,
+             run_id: Optional[str] = None) -> Run:
+  """One run of a pipeline: `run_id`, or the latest when None.
+
+  Raises:
+    LookupError: The pipeline has no runs, or no run `run_id`.
+  """
+  if run_id is None:
+    contexts = run_contexts(store, pipeline_name)
+    if not contexts:
+      raise LookupError(
+          f'No runs of pipeline {pipeline_name!r} in the store.')
+    return read_run(store, contexts[-1], pipeline_name)
+  context = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+  if context is None or pipeline_of(store, context) != pipeline_name:
+    raise LookupError(f'No run {run_id!r} of pipeline {pipeline_name!r}.')
+  return read_run(store, context, pipeline_name)
 
 
 def recent_runs(store: metadata_store.MetadataStore,
                 pipeline_name: Optional[str] = None,
                 limit: Optional[int] = None) -> List[Run]:
   """Runs in the store, newest first, optionally of one pipeline only."""
-  found = []
-  for context in store.get_contexts_by_type('pipeline_run'):
-    parents = [p for p in store.get_parent_contexts_by_context(context.id)
-               if p.type == 'pipeline']
-    name = parents[0].name if parents else '?'
-    if pipeline_name is None or name == pipeline_name:
-      found.append((context, name))
-  found.sort(key=lambda cn: (cn[0].create_time_since_epoch, cn[0].id),
-             reverse=True)
+  contexts = run_contexts(store, pipeline_name)[::-1]
   if limit is not None:
-    found = found[:limit]
-  return [read_run(store, context, name) for context, name in found]
+    contexts = contexts[:limit]
+  return [read_run(store, context, pipeline_name) for context in contexts]
 
 
 def latest_model_run_uri(store: metadata_store.MetadataStore,
                          pipeline_name: Optional[str] = None) -> str:
-  """Trainer log dir of the newest run that trained (or reused) a model."""
-  for run in recent_runs(store, pipeline_name):
-    if run.model_run_uri:
-      return run.model_run_uri
+  """Trainer log dir of the newest run that trained (or reused) a model.
+
+  Raises:
+    LookupError: No run has a Trainer output.
+  """
+  for context in reversed(run_contexts(store, pipeline_name)):
+    uri = read_run(store, context, pipeline_name).model_run_uri
+    if uri:
+      return uri
   raise LookupError(
       'No Trainer output in the metadata store'
       + (f' for pipeline {pipeline_name!r}' if pipeline_name else '')

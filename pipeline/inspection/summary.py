@@ -1,4 +1,11 @@
-"""Reads one pipeline run back from MLMD and its artifacts, for humans.
+"""What one pipeline run did and decided, for humans and tests.
+
+`summarize(run)` turns a `run_model.Run` (the one read model of MLMD) into a
+`RunSummary`: component states and durations, the Evaluator's metrics and
+blessing reason, the push, the schema differences and the training set-up.
+The artifacts' contents are read with the TFX, TFDV and TFMA loaders; this
+module queries no MLMD of its own. The loaders below (`load_schema`,
+`load_statistics`, `load_anomalies`) also serve the notebooks and the report.
 
 Used by the runners to print the end-of-run summary and by tests to assert
 on what really happened (executions, cache hits, blessing, push).
@@ -14,18 +21,26 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
+from typing import Union
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 import tensorflow_model_analysis as tfma
+from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.types import artifact as tfx_artifact_lib
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from models import model_config
+from pipeline.components import anomaly_gate
 from pipeline.definition import evaluation
 from pipeline.definition import pipeline as pipeline_ids
-from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import run_model
 from pipeline.inspection import schema_diff
 
 HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
@@ -34,6 +49,8 @@ HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
 MAX_SLICES_SHOWN = 6
 # TFX Evaluator's name for the model under evaluation when a baseline exists.
 CANDIDATE = 'candidate'
+# Output key of both schema components (ImportSchemaGen and SchemaGen).
+SCHEMA_KEY = 'schema'
 
 
 @dataclasses.dataclass
@@ -66,113 +83,128 @@ class RunSummary:
     return None
 
 
+def summarize(store_or_run: Union[run_model.Run,
+                                  metadata_store.MetadataStore],
+              pipeline_name: Optional[str] = None,
+              run_id: Optional[str] = None) -> RunSummary:
+  """Summarizes one run.
+
+  Args:
+    store_or_run: The run (`run_model.find_run(...)`). Deprecated: an open
+      store, with `pipeline_name` and `run_id` (None for the latest run).
+    pipeline_name: Only with a store: the pipeline whose run to summarize.
+    run_id: Only with a store: the run; None for the latest.
+
+  Raises:
+    LookupError: Only with a store: no such run.
+  """
+  if isinstance(store_or_run, run_model.Run):
+    run = store_or_run
+  else:
+    if pipeline_name is None:
+      raise TypeError('summarize(store, ...) needs a pipeline_name.')
+    run = run_model.find_run(store_or_run, pipeline_name, run_id)
+  summary = RunSummary(
+      run_id=run.run_id,
+      components=[ComponentRun(e.component_id, e.state, e.seconds)
+                  for e in run.executions],
+      blessed=run.blessed, pushed_model=run.pushed_destination,
+      evaluation_uri=run.evaluation_uri)
+  if run.model_run_uri:
+    summary.training_info = _read_training_info(run.model_run_uri)
+  if summary.evaluation_uri:
+    summary.metrics, summary.slice_metrics = read_metrics(
+        summary.evaluation_uri)
+    if summary.blessed is not None:
+      summary.blessing_reason = blessing_reason(summary.evaluation_uri)
+  schemas = {}
+  for execution in run.executions:
+    schema = execution.output(SCHEMA_KEY)
+    if schema is not None:
+      summary.schema_uris[execution.component_id] = schema.uri
+      schemas[execution.component_id] = schema
+  curated = schemas.get(pipeline_ids.IMPORT_SCHEMA_GEN)
+  inferred = schemas.get(pipeline_ids.SCHEMA_GEN)
+  if curated is not None and inferred is not None:
+    summary.schema_differences = schema_diff.diff(load_schema(curated),
+                                                  load_schema(inferred))
+  return summary
+
+
+def summarize_latest(metadata_path: str, pipeline_name: str,
+                     run_id: Optional[str] = None) -> RunSummary:
+  """Opens a store (read-only) and summarizes `run_id`, or the latest run."""
+  store = run_model.open_store(metadata_path)
+  return summarize(run_model.find_run(store, pipeline_name, run_id))
+
+
+# --- Deprecated: the store-based API, for callers not yet on run_model ---
+
+
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-  """Opens an existing SQLite MLMD store read-write (as MLMD requires)."""
-  if not os.path.isfile(metadata_path):
-    raise FileNotFoundError(
-        f'No metadata store at {metadata_path}. Run the pipeline first, or '
-        'pass the --output-dir of an earlier run.')
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = metadata_path
-  config.sqlite.connection_mode = (
-      metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE)
-  return metadata_store.MetadataStore(config)
+  """Deprecated: use `run_model.open_store`. Opens a store read-write."""
+  return run_model.open_store(metadata_path, readonly=False)
 
 
 def run_ids(store: metadata_store.MetadataStore, pipeline_name: str
             ) -> List[str]:
-  """Run ids of a pipeline, oldest first."""
-  runs = [c for c in store.get_contexts_by_type('pipeline_run')
-          if _belongs_to(store, c, pipeline_name)]
-  runs.sort(key=lambda c: (c.create_time_since_epoch, c.id))
-  return [c.name for c in runs]
+  """Deprecated: use `run_model.run_contexts`. Run ids, oldest first."""
+  return [c.name for c in run_model.run_contexts(store, pipeline_name)]
 
 
-def _belongs_to(store, run_context, pipeline_name: str) -> bool:
-  parents = store.get_parent_contexts_by_context(run_context.id)
-  return any(p.type == 'pipeline' and p.name == pipeline_name
-             for p in parents) or not parents
+# --- Artifact loaders: TFX, TFDV and TFMA readers over MLMD artifacts ---
 
 
-def _node_id(store, execution) -> str:
-  for context in store.get_contexts_by_execution(execution.id):
-    if context.type == 'node':
-      return context.name.split('.', 1)[-1]
-  return execution.type
+def tfx_artifact(artifact: metadata_store_pb2.Artifact
+                 ) -> tfx_artifact_lib.Artifact:
+  """The TFX Artifact of an MLMD artifact, for TFX's artifact helpers.
+
+  Raises:
+    ValueError: Not a standard TFX artifact type.
+  """
+  for value in vars(standard_artifacts).values():
+    if (isinstance(value, type) and
+        issubclass(value, tfx_artifact_lib.Artifact) and
+        value.TYPE_NAME == artifact.type):
+      result = value()
+      result.set_mlmd_artifact(artifact)
+      return result
+  raise ValueError(f'Artifact #{artifact.id} at {artifact.uri} has type '
+                   f'{artifact.type!r}, not a standard TFX artifact type.')
 
 
-def summarize(store: metadata_store.MetadataStore, pipeline_name: str,
-              run_id: Optional[str] = None) -> RunSummary:
-  """Summarizes `run_id`, or the latest run of the pipeline."""
-  ids = run_ids(store, pipeline_name)
-  if not ids:
-    raise LookupError(f'No runs of pipeline {pipeline_name!r} in the store.')
-  run_id = run_id or ids[-1]
-  context = store.get_context_by_type_and_name('pipeline_run', run_id)
-  if context is None:
-    raise LookupError(f'No run {run_id!r} of pipeline {pipeline_name!r}.')
-  executions = store.get_executions_by_context(context.id)
-  executions.sort(key=lambda e: (e.create_time_since_epoch, e.id))
-  summary = RunSummary(run_id=run_id, components=[])
-  for execution in executions:
-    seconds = max(0.0, (execution.last_update_time_since_epoch -
-                        execution.create_time_since_epoch) / 1000.0)
-    summary.components.append(ComponentRun(
-        component_id=_node_id(store, execution),
-        state=inspect_lib.STATE_NAMES.get(execution.last_known_state,
-                                          'unknown'),
-        seconds=seconds))
-    _collect_outputs(store, execution, summary.components[-1].component_id,
-                     summary)
-  curated = summary.schema_uris.get(pipeline_ids.IMPORT_SCHEMA_GEN)
-  inferred = summary.schema_uris.get(pipeline_ids.SCHEMA_GEN)
-  if curated and inferred:
-    summary.schema_differences = schema_diff.diff(_read_schema(curated),
-                                                  _read_schema(inferred))
-  return summary
+def split_names(artifact: metadata_store_pb2.Artifact) -> List[str]:
+  """The splits of a split artifact (Examples, ExampleStatistics, ...)."""
+  return artifact_utils.decode_split_names(tfx_artifact(artifact).split_names)
+
+
+def load_schema(artifact: metadata_store_pb2.Artifact) -> schema_pb2.Schema:
+  """The schema a Schema artifact holds (SchemaGen's or ImportSchemaGen's)."""
+  return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+      artifact_utils.get_single_uri([tfx_artifact(artifact)])))
+
+
+def load_statistics(artifact: metadata_store_pb2.Artifact
+                    ) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+  """StatisticsGen's statistics, by split."""
+  stats = tfx_artifact(artifact)
+  return {split: stats_artifact_utils.load_statistics(stats, split).proto()
+          for split in split_names(artifact)}
+
+
+def load_anomalies(artifact: metadata_store_pb2.Artifact
+                   ) -> Dict[str, anomalies_pb2.Anomalies]:
+  """ExampleValidator's anomalies, by split."""
+  return anomaly_gate.read_anomalies(artifact.uri, split_names(artifact))
 
 
 def _read_training_info(model_run_uri: str) -> Optional[Dict]:
+  # The file models/ writes next to the Trainer's logs; not a TFX artifact.
   path = os.path.join(model_run_uri, model_config.TRAINING_INFO_FILE)
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
-
-
-def _read_schema(uri: str) -> schema_pb2.Schema:
-  return io_utils.SchemaReader().read(os.path.join(uri, 'schema.pbtxt'))
-
-
-def _collect_outputs(store, execution, component_id: str,
-                     summary: RunSummary) -> None:
-  """Fills metrics, blessing and push from an execution's output artifacts."""
-  events = store.get_events_by_execution_ids([execution.id])
-  output_ids = [e.artifact_id for e in events
-                if e.type == metadata_store_pb2.Event.OUTPUT]
-  if not output_ids:
-    return
-  types = {t.id: t.name for t in store.get_artifact_types()}
-  for artifact in store.get_artifacts_by_id(output_ids):
-    kind = types.get(artifact.type_id)
-    if kind == 'Schema':
-      summary.schema_uris[component_id] = artifact.uri
-    elif kind == 'ModelRun':
-      summary.training_info = _read_training_info(artifact.uri)
-    elif kind == 'ModelEvaluation':
-      summary.evaluation_uri = artifact.uri
-      summary.metrics, summary.slice_metrics = read_metrics(artifact.uri)
-    elif kind == 'ModelBlessing':
-      blessed = artifact.custom_properties.get('blessed')
-      if blessed is not None:
-        summary.blessed = bool(blessed.int_value)
-    elif kind == 'PushedModel':
-      pushed = artifact.custom_properties.get('pushed')
-      if pushed is not None and pushed.int_value:
-        summary.pushed_model = artifact.custom_properties[
-            'pushed_destination'].string_value
-  if summary.evaluation_uri and summary.blessed is not None:
-    summary.blessing_reason = blessing_reason(summary.evaluation_uri)
 
 
 def _slice_name(slice_key: Tuple) -> str:

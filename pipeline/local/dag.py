@@ -17,6 +17,7 @@ from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import report
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import progress
 
@@ -60,13 +61,13 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     error = e
   finally:
     watcher.stop()
-  store = run_summary.open_store(layout.metadata_path)
   try:
-    summary = run_summary.summarize(store, config.pipeline_name)
-    print(run_summary.format_summary(summary), flush=True)
+    run = run_model.find_run(run_model.open_store(layout.metadata_path),
+                             config.pipeline_name)
+    print(run_summary.format_summary(run_summary.summarize(run)), flush=True)
     print('Report: ' + report.write_report(
         layout.metadata_path, config.pipeline_name, layout.root,
-        summary.run_id), flush=True)
+        run.run_id), flush=True)
   except LookupError as e:
     print(f'No run recorded: {e}', flush=True)
   if error is not None:

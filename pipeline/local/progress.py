@@ -8,10 +8,12 @@ hides it. Instead, a background thread polls the run's SQLite metadata store
     [ 7/11] Transform                    complete    58.2s
     [ 3/11] StatisticsGen                cached       0.0s
 
-Durations come from the executions' MLMD timestamps, so they are exact even
-though the store is only polled. The display is best effort: a locked or
-half-created store is retried on the next poll, and any other failure stops
-the display with a warning; it never stops the run.
+The run, its executions, their states and durations come from
+`pipeline.inspection.run_model`, the one reader of MLMD; durations are the
+executions' MLMD timestamps, so they are exact even though the store is only
+polled. The display is best effort: a locked or half-created store is retried
+on the next poll, and any other failure stops the display with a warning; it
+never stops the run.
 """
 
 from __future__ import annotations
@@ -31,14 +33,8 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.inspection import run_model as inspect_lib
+from pipeline.inspection import run_model
 
-_TERMINAL_STATES = {
-    metadata_store_pb2.Execution.COMPLETE: 'complete',
-    metadata_store_pb2.Execution.CACHED: 'cached',
-    metadata_store_pb2.Execution.FAILED: 'FAILED',
-    metadata_store_pb2.Execution.CANCELED: 'canceled',
-}
 STARTED = 'started'
 # Width of the component-id column; the longest stock id is 26 characters.
 _ID_WIDTH = 28
@@ -96,7 +92,7 @@ class ProgressPrinter:
     self._thread: Optional[threading.Thread] = None
     self._store: Optional[metadata_store.MetadataStore] = None
     self._not_before_ms = 0
-    self._run_context_id: Optional[int] = None
+    self._run_context: Optional[metadata_store_pb2.Context] = None
     self._seen: Dict[int, _Seen] = {}
     self.lines: List[str] = []
 
@@ -151,53 +147,36 @@ class ProgressPrinter:
       if not os.path.isfile(self._metadata_path):
         return
       try:
-        self._store = inspect_lib.open_readonly(self._metadata_path)
+        self._store = run_model.open_store(self._metadata_path)
       except RuntimeError as e:
         # MLMD's connection error: the runner has created the file but not
         # its tables yet (a read-only connection cannot). Try next time.
         logging.debug('Progress: store not ready: %s', e)
         return
     store = self._store
-    if self._run_context_id is None:
-      self._run_context_id = self._find_run(store)
-      if self._run_context_id is None:
+    if self._run_context is None:
+      # The newest run of our pipeline created after `start()`, if any.
+      runs = run_model.run_contexts(store, self._pipeline_name,
+                                    since_ms=self._not_before_ms)
+      if not runs:
         return
-    executions = store.get_executions_by_context(self._run_context_id)
-    executions.sort(key=lambda e: (e.create_time_since_epoch, e.id))
-    for execution in executions:
-      seen = self._seen.get(execution.id)
+      self._run_context = runs[-1]
+    run = run_model.read_run(store, self._run_context, self._pipeline_name)
+    for execution in run.executions:
+      seen = self._seen.get(execution.proto.id)
       if seen is None:
         seen = _Seen(index=len(self._seen) + 1,
-                     component_id=inspect_lib.node_id(
-                         store.get_contexts_by_execution(execution.id),
-                         execution))
-        self._seen[execution.id] = seen
-      final = _TERMINAL_STATES.get(execution.last_known_state)
+                     component_id=execution.component_id)
+        self._seen[execution.proto.id] = seen
       # A cached component never really starts; it gets its finish line only.
-      if not seen.started and final != 'cached':
+      if not seen.started and execution.state != 'cached':
         seen.started = True
         self._emit(format_line(seen.index, self._total, seen.component_id,
                                STARTED))
-      if final and not seen.finished:
+      if execution.finished and not seen.finished:
         seen.finished = True
-        seconds = max(0.0, (execution.last_update_time_since_epoch -
-                            execution.create_time_since_epoch) / 1000.0)
         self._emit(format_line(seen.index, self._total, seen.component_id,
-                               final, seconds))
-
-  def _find_run(self, store: metadata_store.MetadataStore) -> Optional[int]:
-    """The newest run of our pipeline created after `start()`, if any."""
-    candidates = []
-    for context in store.get_contexts_by_type('pipeline_run'):
-      if context.create_time_since_epoch < self._not_before_ms:
-        continue
-      parents = store.get_parent_contexts_by_context(context.id)
-      if any(p.type == 'pipeline' and p.name == self._pipeline_name
-             for p in parents):
-        candidates.append(context)
-    if not candidates:
-      return None
-    return max(candidates, key=lambda c: (c.create_time_since_epoch, c.id)).id
+                               execution.state, execution.seconds))
 
   def _emit(self, line: str) -> None:
     self.lines.append(line)
