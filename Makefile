@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 OUTPUT_DIR ?= outputs
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit lint lock tensorboard clean venv
+.PHONY: run test test-unit lint lock tensorboard clean venv system-deps
 
 # Interpreter search: $PYTHON, then python3.10 on PATH, then pyenv's 3.10.
 # Each candidate must really run and report 3.10 (a pyenv shim on PATH may
@@ -43,8 +43,21 @@ $(STAMP): requirements.lock setup.py
 run: $(STAMP)
 	$(PY) runners/local_runner.py --output-dir $(OUTPUT_DIR)
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian packages the tests need: chromium renders the run report headless.
+# Installed here, before pytest starts, never by a test. Quick when present.
+SYSTEM_PACKAGES := chromium
+system-deps:
+	@command -v chromium >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "error: chromium is missing and installing it needs root." >&2; \
+	  echo "Run: sudo apt-get update && sudo apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)" >&2; \
+	  exit 1; fi; \
+	echo "Installing $(SYSTEM_PACKAGES) with apt-get"; \
+	apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)

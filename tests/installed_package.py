@@ -6,11 +6,15 @@ fooled by the development checkout (which `pip install -e .` puts on every
 path of the venv) use `install()`: it builds the sdist, installs it with
 `--no-deps` into a target folder, and gives a fresh virtualenv that sees the
 pinned dependencies but neither the checkout nor its editable-install hook.
+The session fixtures `sdist` and `installed_sdist` (tests/conftest.py) build
+and install it once for all the tests that need it; `without()` gives a
+broken copy of an install, sharing its venv.
 """
 
 import dataclasses
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -69,15 +73,12 @@ def build_sdist(out_dir: pathlib.Path) -> pathlib.Path:
   return sdist
 
 
-def install(sdist: pathlib.Path, root: pathlib.Path,
-            remove: Sequence[str] = ()) -> InstalledPackage:
+def install(sdist: pathlib.Path, root: pathlib.Path) -> InstalledPackage:
   """Installs `sdist` with --no-deps into `root`/package, next to a new venv.
 
   Args:
     sdist: From `build_sdist`.
     root: Empty folder to create everything in.
-    remove: Files to delete from the installed package afterwards, relative
-      to it (e.g. 'models/preprocessing.py'), to simulate a packaging bug.
   """
   venv = root / 'venv'
   _check_call([sys.executable, '-m', 'venv', '--without-pip', venv])
@@ -94,6 +95,20 @@ def install(sdist: pathlib.Path, root: pathlib.Path,
   _check_call([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
                '--no-index', '--no-build-isolation', '--target', package_dir,
                sdist])
-  for relative in remove:
-    (package_dir / relative).unlink()
   return InstalledPackage(venv=venv, package_dir=package_dir)
+
+
+def without(package: InstalledPackage, files: Sequence[str],
+            root: pathlib.Path) -> InstalledPackage:
+  """A copy of an install that lacks `files`, to simulate a packaging bug.
+
+  Args:
+    package: From `install`; left as it is.
+    files: Paths relative to the package (e.g. 'models/preprocessing.py').
+    root: Empty folder for the copy; the venv is shared with `package`.
+  """
+  package_dir = root / 'package'
+  shutil.copytree(package.package_dir, package_dir)
+  for relative in files:
+    (package_dir / relative).unlink()
+  return InstalledPackage(venv=package.venv, package_dir=package_dir)

@@ -5,19 +5,21 @@ Each case asserts the outcome a user sees (exit code and the one
 and the state left behind: the previously pushed model is byte-identical,
 nothing new was trained or pushed, and the metadata store still opens.
 
-Structural problems are caught by the preflight (`pipeline/input_check.py`)
-before any component runs; they are tested directly, plus two through the
-real runner. Problems only visible in the statistics (an all-empty column,
-unseen categories, impossible values, drift) go through real pipeline runs on
-copies of the session's blessed output dir, and must stop at the anomaly or
-drift gate, before Transform and Trainer.
+Structural problems are caught by the preflight
+(`pipeline/local/preflight.py`) before any component runs; they are tested
+directly, plus two through the runner's main(). Problems only visible in the
+statistics (an all-empty column, unseen categories, impossible values) are
+computed in-process with TFDV and fed to the anomaly gate's own executor, for
+its message; one of them also goes through a real pipeline run on a copy of
+the session's blessed output dir, which must stop at the gate, before
+Transform and Trainer. Drift goes through real runs too: its baseline is the
+last accepted run.
 """
 
 import dataclasses
 import pathlib
 import re
 import subprocess
-import sys
 from typing import Callable
 from typing import List
 from typing import Tuple
@@ -26,14 +28,19 @@ from google.protobuf import text_format
 import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 
 from models import features
+from pipeline.components import anomaly_gate
 from pipeline.components import drift_gate
+from pipeline.inspection import summary as run_summary
 from pipeline.local import preflight as input_check
 import schema as schema_lib
+from tests import conftest
 from tests import robustness
-from tests.conftest import E2E_TRAIN_STEPS
-from tests.conftest import LOCAL_RUNNER
+from tests.conftest import E2E_ARGS
+from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
 from tests.conftest import SAMPLE_DATA
 from tests.conftest import run_local_pipeline
@@ -316,7 +323,7 @@ def test_spec_column_missing_from_schema_is_a_config_error(tmp_path):
     input_check.check(str(REPO_ROOT / 'data' / 'taxi_sample'), SCHEMA, spec)
 
 
-# --- Real runs: the runner refuses, or a gate stops before Transform. -----
+# --- The runner refuses before any component. -----------------------------
 
 
 @pytest.fixture
@@ -337,12 +344,16 @@ def _assert_untouched(output_dir: pathlib.Path,
 
 @pytest.mark.e2e
 @pytest.mark.parametrize('name', ['wrong_column_count', 'missing_folder'])
-def test_runner_refuses_bad_input_before_any_component(name, outputs,
-                                                       tmp_path):
+def test_runner_refuses_bad_input_before_any_component(
+    name, outputs, tmp_path, local_runner_in_process):
+  """The runner's main(), in-process: the refusal comes before any TFX code.
+
+  tests/test_runners.py checks the real script's exit code in a subprocess.
+  """
   before = robustness.snapshot(outputs)
   data = PREFLIGHT_CASES[name].build(tmp_path / 'data')
-  result = run_local_pipeline(outputs, ['--train-steps', '10'],
-                              data_root=data, check=False)
+  result = local_runner_in_process(outputs, ['--train-steps', '10'],
+                                   data_root=data)
   assert result.returncode == input_check.EXIT_CODE, result.stderr[-2000:]
   line = robustness.failure_line(result)
   assert line.startswith('RUN FAILED: bad input, nothing was run: ')
@@ -350,6 +361,9 @@ def test_runner_refuses_bad_input_before_any_component(name, outputs,
     assert fragment in line
   assert 'Pushed model' not in result.stdout  # No pipeline ran.
   _assert_untouched(outputs, before, new_runs=0)
+
+
+# --- The anomaly gate: its message in-process, one real stop. -------------
 
 
 def _all_fares_empty(folder: pathlib.Path) -> pathlib.Path:
@@ -386,15 +400,66 @@ GATE_CASES = {
         "feature 'fare': FLOAT_TYPE_SMALL_FLOAT",
         "feature 'trip_miles': FLOAT_TYPE_BIG_FLOAT")),
 }
+# The case that also goes through a real pipeline run.
+REAL_RUN_GATE_CASE = 'impossible_values'
+
+
+def _curated_schema() -> schema_pb2.Schema:
+  return text_format.Parse(pathlib.Path(SCHEMA).read_text(),
+                           schema_pb2.Schema())
+
+
+def _run_anomaly_gate(data: pathlib.Path, work_dir: pathlib.Path,
+                      allowed: str = '') -> None:
+  """The AnomalyGate's executor on `data`, without a pipeline around it.
+
+  What StatisticsGen and ExampleValidator do, done by TFDV in this process:
+  statistics of the CSV, validated against the curated schema. The
+  anomalies are written where ExampleValidator writes them, and the gate's
+  own executor reads them and raises its DataAnomalyError.
+  """
+  statistics = tfdv.generate_statistics_from_csv(str(data / 'data.csv'))
+  anomalies = tfdv.validate_statistics(statistics, _curated_schema())
+  artifact = standard_artifacts.ExampleAnomalies()
+  artifact.uri = str(work_dir)
+  artifact.split_names = artifact_utils.encode_split_names(['train'])
+  split_dir = pathlib.Path(artifact_utils.get_split_uri([artifact], 'train'))
+  split_dir.mkdir(parents=True)
+  (split_dir / anomaly_gate.ANOMALIES_FILE).write_bytes(
+      anomalies.SerializeToString())
+  anomaly_gate.AnomalyGate_Executor().Do(
+      {'anomalies': [artifact]}, {}, {'allowed_anomaly_types': allowed})
+
+
+@pytest.mark.parametrize('name', sorted(GATE_CASES))
+def test_anomaly_gate_message_names_feature_and_what_to_do(name, tmp_path):
+  build, expected = GATE_CASES[name]
+  data = build(tmp_path / 'data')
+  _check(data)  # Structurally fine: only the statistics show the problem.
+  with pytest.raises(anomaly_gate.DataAnomalyError) as raised:
+    _run_anomaly_gate(data, tmp_path / 'anomalies')
+  message = str(raised.value)
+  assert '\n' not in message
+  assert message.startswith('Data anomalies stop the run before training')
+  for fragment in expected:
+    assert fragment in message, f'{fragment!r} not in {message!r}'
+  assert 'Fix the input data' in message
+
+
+def test_anomaly_gate_passes_clean_data_and_allow_listed_types(tmp_path):
+  # The same in-process path finds nothing in the sample: the anomalies
+  # above come from the bad data, not from how the statistics were made.
+  _run_anomaly_gate(SAMPLE_DATA, tmp_path / 'sample')
+  _run_anomaly_gate(_impossible_values(tmp_path / 'data'),
+                    tmp_path / 'allowed',
+                    allowed='FLOAT_TYPE_SMALL_FLOAT, FLOAT_TYPE_BIG_FLOAT')
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize('name', sorted(GATE_CASES))
-def test_anomaly_gate_stops_before_transform(name, outputs, tmp_path):
-  build, expected = GATE_CASES[name]
+def test_anomaly_gate_stops_the_run_before_transform(outputs, tmp_path):
+  build, expected = GATE_CASES[REAL_RUN_GATE_CASE]
   before = robustness.snapshot(outputs)
   data = build(tmp_path / 'data')
-  _check(data)  # Structurally fine: only the statistics show the problem.
   result = run_local_pipeline(outputs, ['--train-steps', '10'],
                               data_root=data, check=False)
   assert result.returncode == 1, result.stderr[-3000:]
@@ -411,46 +476,46 @@ def test_anomaly_gate_stops_before_transform(name, outputs, tmp_path):
 
 
 @pytest.mark.e2e
-def test_allow_listed_anomaly_continues_and_says_so(outputs, tmp_path):
+def test_allow_listed_anomaly_continues_and_says_so(useless_model_rerun):
   """An unknown column, allow-listed: both checks let it through, loudly.
 
-  --drop-all-features keeps the model from being blessed, so the check that
-  nothing new reached the serving dir does not depend on training noise.
+  The session's `useless_model_rerun` (tests/conftest.py) runs on the sample
+  plus an extra column with --allow-anomaly SCHEMA_NEW_COLUMN: killed in
+  the Trainer, then run again. --drop-all-features keeps the model from
+  being blessed, so the check that nothing new reached the serving dir does
+  not depend on training noise.
   """
-  header, rows = robustness.sample_table()
-  data = robustness.write_csv(tmp_path / 'data' / 'data.csv',
-                              header + ['dispatch_note'],
-                              [r + [f'note {i % 7}'] for i, r in
-                               enumerate(rows)]).parent
-  before = robustness.snapshot(outputs)
-  result = run_local_pipeline(
-      outputs, ['--train-steps', '20', '--drop-all-features',
-                '--allow-anomaly', input_check.NEW_COLUMN_ANOMALY],
-      data_root=data)
-  assert ('Allow-listed (SCHEMA_NEW_COLUMN), ignored by the model: '
-          'dispatch_note') in result.stdout
-  allowed = [line for line in result.stderr.splitlines()
+  assert conftest.NEW_COLUMN_ANOMALY == input_check.NEW_COLUMN_ANOMALY
+  run = useless_model_rerun
+  note = (f'Allow-listed ({input_check.NEW_COLUMN_ANOMALY}), ignored by the '
+          f'model: {conftest.EXTRA_COLUMN}')
+  assert note in run.killed_log and note in run.rerun.stdout
+  # The first run executed the anomaly gate; the re-run took it from cache.
+  allowed = [line for line in run.killed_log.splitlines()
              if 'allow-listed anomaly, continuing' in line]
   assert allowed and all(
-      'dispatch_note' in line and 'SCHEMA_NEW_COLUMN' in line
+      conftest.EXTRA_COLUMN in line and 'SCHEMA_NEW_COLUMN' in line
       for line in allowed), allowed
-  summary = robustness.latest_summary(outputs)
-  states = robustness.executed(summary)
-  for component in ('AnomalyGate', 'Transform', 'Trainer', 'Evaluator'):
-    assert states[component] == 'complete', states
+  store = run_summary.open_store(str(run.output_dir / 'metadata.sqlite'))
+  first, second = [
+      robustness.executed(run_summary.summarize(store, PIPELINE_NAME, run_id))
+      for run_id in run_summary.run_ids(store, PIPELINE_NAME)[-2:]]
+  for component in ('AnomalyGate', 'Transform'):
+    assert first[component] == 'complete', first
+  for component in ('Trainer', 'Evaluator'):
+    assert second[component] == 'complete', second
+  summary = robustness.latest_summary(run.output_dir)
   assert summary.blessed is False and summary.pushed_model is None
-  after = robustness.snapshot(outputs)
-  assert after.pushed == before.pushed
-  assert after.trainer_executions == before.trainer_executions + 1
+  after = robustness.snapshot(run.output_dir)
+  assert after.pushed == run.before.pushed
+  # The killed Trainer and the re-run's.
+  assert after.trainer_executions == run.before.trainer_executions + 2
 
 
 def _drift_run(outputs: pathlib.Path, data: pathlib.Path
                ) -> subprocess.CompletedProcess:
-  cmd = [sys.executable, str(LOCAL_RUNNER), '--check-drift',
-         '--data-root', str(data), '--output-dir', str(outputs),
-         '--train-steps', str(E2E_TRAIN_STEPS), '--cpu-replicas', '2']
-  return subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                        cwd=str(REPO_ROOT), check=False)
+  return run_local_pipeline(outputs, ['--check-drift', *E2E_ARGS],
+                            data_root=data, check=False)
 
 
 def _shift_payment_types(folder: pathlib.Path) -> pathlib.Path:
@@ -497,8 +562,7 @@ def test_drift_against_previous_data_stops_before_transform(outputs,
 @pytest.fixture(scope='module')
 def drift_inputs(tmp_path_factory):
   """Curated schema and TFDV statistics of the sample and of drifted data."""
-  schema = text_format.Parse(pathlib.Path(SCHEMA).read_text(),
-                             schema_pb2.Schema())
+  schema = _curated_schema()
   drifted = _shift_payment_types(tmp_path_factory.mktemp('drift'))
 
   def stats(path: pathlib.Path):

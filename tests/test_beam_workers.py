@@ -11,7 +11,6 @@ Two halves, each cheap:
   replaced by a recorder); the end-to-end tests run it.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -22,10 +21,8 @@ import psutil
 import pytest
 
 from pipeline import flags as cli
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-LOCAL_RUNNER = REPO_ROOT / 'runners' / 'local_runner.py'
-SAMPLE_DATA = REPO_ROOT / 'data' / 'taxi_sample'
+from tests.conftest import SAMPLE_DATA
+from tests.conftest import load_runner
 
 
 def _run_and_record_pids(workers: int, out_dir: pathlib.Path):
@@ -76,13 +73,6 @@ def test_worker_count_flags():
     cli.direct_runner_args(-1)
 
 
-def _load_local_runner():
-  spec = importlib.util.spec_from_file_location('local_runner', LOCAL_RUNNER)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_local_runner_passes_workers_to_every_beam_component(
     tmp_path, monkeypatch):
   from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
@@ -93,7 +83,7 @@ def test_local_runner_passes_workers_to_every_beam_component(
   monkeypatch.setattr(local_run, 'run',
                       lambda config, layout, **kwargs: calls.append(config)
                       or 0)
-  exit_code = _load_local_runner().main(
+  exit_code = load_runner('local_runner').main(
       ['--beam-workers', '2', '--data-root', str(SAMPLE_DATA),
        '--output-dir', str(tmp_path / 'out')])
   assert exit_code == 0 and len(calls) == 1

@@ -1,9 +1,9 @@
 """Two runs on one output dir: the second waits or fails clearly, never mixes.
 
 The lock itself is tested on bare folders (cheap); two real runs started at
-the same moment on a copy of the session's output dir show that they are
-serialized, that the metadata store stays consistent and that the pushed
-models are untouched.
+the same moment on a copy of the session's output dir (`concurrent_runs`,
+shared with tests/test_secrets.py) show that they are serialized, that the
+metadata store stays consistent and that the pushed models are untouched.
 """
 
 import os
@@ -20,12 +20,8 @@ import pytest
 from pipeline.inspection import summary as run_summary
 from pipeline.local import run_lock
 from tests import robustness
-from tests.conftest import E2E_TRAIN_STEPS
-from tests.conftest import LOCAL_RUNNER
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
-from tests.conftest import SAMPLE_DATA
-from tests.conftest import run_local_pipeline
 
 # A child process that takes the lock, says so, and holds it until killed.
 _HOLDER = textwrap.dedent('''
@@ -88,13 +84,17 @@ def test_waiting_run_gets_the_lock_when_the_holder_ends(tmp_path):
 
 
 @pytest.mark.e2e
-def test_runner_refuses_a_locked_output_dir(e2e_run, tmp_path):
+def test_runner_refuses_a_locked_output_dir(e2e_run, tmp_path,
+                                            local_runner_in_process):
+  """The runner's main(), in-process: refused before any TFX code runs.
+
+  tests/test_runners.py checks the real script's exit code in a subprocess.
+  """
   outputs = robustness.copy_outputs(e2e_run.output_dir, tmp_path / 'outputs')
   before = robustness.snapshot(outputs)
   holder = _start_holder(outputs)
   try:
-    result = run_local_pipeline(outputs, ['--lock-timeout', '0'],
-                                check=False)
+    result = local_runner_in_process(outputs, ['--lock-timeout', '0'])
   finally:
     holder.kill()
     holder.wait()
@@ -107,23 +107,18 @@ def test_runner_refuses_a_locked_output_dir(e2e_run, tmp_path):
 
 
 @pytest.mark.e2e
-def test_two_runs_at_once_are_serialized(e2e_run, tmp_path):
-  outputs = robustness.copy_outputs(e2e_run.output_dir, tmp_path / 'outputs')
-  before = robustness.snapshot(outputs)
-  cmd = [sys.executable, str(LOCAL_RUNNER), '--data-root', str(SAMPLE_DATA),
-         '--output-dir', str(outputs), '--train-steps', str(E2E_TRAIN_STEPS),
-         '--cpu-replicas', '2', '--lock-timeout', '-1']
-  procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            cwd=str(REPO_ROOT)) for _ in range(2)]
-  results = [p.communicate(timeout=1200) for p in procs]
-  for proc, (_, err) in zip(procs, results, strict=True):
-    assert proc.returncode == 0, err[-3000:]
-  waited = [(proc.pid, err)
-            for proc, (_, err) in zip(procs, results, strict=True)
-            if 'Waiting for run PID' in err]
+def test_two_runs_at_once_are_serialized(concurrent_runs):
+  """The session's `concurrent_runs` (tests/conftest.py): started together."""
+  outputs = concurrent_runs.output_dir
+  before = concurrent_runs.before
+  results = concurrent_runs.results
+  for result in results:
+    assert result.returncode == 0, result.stderr[-3000:]
+  waited = [(pid, result.stderr)
+            for pid, result in zip(concurrent_runs.pids, results, strict=True)
+            if 'Waiting for run PID' in result.stderr]
   assert len(waited) == 1, 'exactly one run should have waited'
-  pids = {p.pid for p in procs}
+  pids = set(concurrent_runs.pids)
   named = int(re.search(r'Waiting for run PID (\d+)', waited[0][1]).group(1))
   assert named in pids - {waited[0][0]}
 

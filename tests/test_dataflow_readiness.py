@@ -6,7 +6,8 @@ cannot unpickle user code: "No module named ...". This test reproduces that
 boundary locally:
 - the sdist is built from setup.py and installed with --no-deps into an
   isolated folder, next to a fresh venv that sees the pinned dependencies
-  but not the checkout (tests/installed_package.py);
+  but not the checkout (tests/installed_package.py; built and installed once
+  per session by the `installed_sdist` fixture);
 - a Beam worker pool (`apache_beam.runners.worker.worker_pool_main`) runs in
   that environment, in its own processes;
 - tf.Transform's AnalyzeAndTransformDataset of the project's
@@ -22,7 +23,6 @@ with the worker's ModuleNotFoundError: the check has teeth.
 import contextlib
 import csv
 import functools
-import importlib.util
 import os
 import pathlib
 import signal
@@ -47,6 +47,7 @@ from models import preprocessing
 from pipeline.cloud import settings as cloud
 import schema as schema_lib
 from tests import installed_package
+from tests.conftest import load_runner
 
 SAMPLE_CSV = installed_package.REPO_ROOT / 'data' / 'taxi_sample' / 'data.csv'
 SPEC = features.TAXI
@@ -132,19 +133,15 @@ def run_transform(pool_address: str, out_dir: pathlib.Path) -> None:
         str(out_dir / 'transform_fn'))
 
 
-@pytest.fixture(scope='module')
-def sdist(tmp_path_factory) -> pathlib.Path:
-  return installed_package.build_sdist(tmp_path_factory.mktemp('sdist'))
-
-
 def _sample_labels() -> np.ndarray:
   with open(SAMPLE_CSV) as f:
     return np.array([int(row[SPEC.label_key]) for row in csv.DictReader(f)])
 
 
 @pytest.mark.timeout(900)
-def test_transform_runs_on_workers_that_have_only_the_sdist(sdist, tmp_path):
-  package = installed_package.install(sdist, tmp_path / 'worker')
+def test_transform_runs_on_workers_that_have_only_the_sdist(installed_sdist,
+                                                            tmp_path):
+  package = installed_sdist
   assert (package.package_dir / 'models' / 'preprocessing.py').is_file()
   out = tmp_path / 'out'
   log = tmp_path / 'pool.log'
@@ -175,9 +172,9 @@ def test_transform_runs_on_workers_that_have_only_the_sdist(sdist, tmp_path):
 @pytest.mark.timeout(900)
 @pytest.mark.filterwarnings(
     'ignore::pytest.PytestUnhandledThreadExceptionWarning')
-def test_workers_without_the_module_fail(sdist, tmp_path):
-  package = installed_package.install(sdist, tmp_path / 'worker',
-                                      remove=['models/preprocessing.py'])
+def test_workers_without_the_module_fail(installed_sdist, tmp_path):
+  package = installed_package.without(
+      installed_sdist, ['models/preprocessing.py'], tmp_path / 'worker')
   with worker_pool(package, tmp_path / 'pool.log') as address:
     with pytest.raises(Exception) as failure:
       run_transform(address, tmp_path / 'out')
@@ -188,7 +185,6 @@ def test_workers_without_the_module_fail(sdist, tmp_path):
 # the Beam args each component gets. local_run.run is replaced by a recorder;
 # nothing reaches Google Cloud.
 
-DATAFLOW_RUNNER = installed_package.REPO_ROOT / 'runners' / 'dataflow_runner.py'
 CLOUD_FLAGS = ['--project', '--region', '--temp-location',
                '--staging-location', '--setup-file', '--requirements-file',
                '--sdk-container-image',
@@ -196,11 +192,7 @@ CLOUD_FLAGS = ['--project', '--region', '--temp-location',
 
 
 def _dataflow_runner():
-  spec = importlib.util.spec_from_file_location('dataflow_runner',
-                                                DATAFLOW_RUNNER)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_runner('dataflow_runner')
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ pipeline, so these tests read it the way Vertex would:
 - the kfp SDK loads it, and it parses strictly as a PipelineSpec proto.
 """
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -36,9 +35,9 @@ from pipeline.definition import config as config_lib
 from pipeline.definition import pipeline as pipeline_lib
 import schema as schema_lib
 from tests import installed_package
+from tests.conftest import load_runner
 
 REPO_ROOT = installed_package.REPO_ROOT
-KUBEFLOW_RUNNER = REPO_ROOT / 'runners' / 'kubeflow_runner.py'
 IMAGE = 'us-docker.pkg.dev/example-project/pipelines/tfx-tabular:test'
 ROOT_FLAGS = ['--image', IMAGE,
               '--pipeline-root', 'gs://example-bucket/pipeline-root',
@@ -75,11 +74,7 @@ EXPECTED_UPSTREAM = {
 
 
 def _load_runner():
-  spec = importlib.util.spec_from_file_location('kubeflow_runner',
-                                                KUBEFLOW_RUNNER)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_runner('kubeflow_runner')
 
 
 def _compile(tmp_path_factory, name, flags) -> dict:
@@ -99,10 +94,9 @@ def spec_on(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope='module')
-def image_package(tmp_path_factory) -> installed_package.InstalledPackage:
+def image_package(installed_sdist) -> installed_package.InstalledPackage:
   """The package installed like the Dockerfile does, from the sdist."""
-  root = tmp_path_factory.mktemp('image')
-  return installed_package.install(installed_package.build_sdist(root), root)
+  return installed_sdist
 
 
 def _tasks(job: dict) -> Dict[str, dict]:
@@ -132,14 +126,17 @@ def _upstream(task: dict) -> Set[str]:
   return set(task.get('dependentTasks', [])) | producers
 
 
-def test_default_command_writes_a_spec_that_kfp_loads(tmp_path):
-  """`python runners/kubeflow_runner.py --output-file F`, exactly."""
+def test_default_command_writes_a_spec_that_kfp_loads(tmp_path, monkeypatch,
+                                                      capsys):
+  """`python runners/kubeflow_runner.py --output-file F`: defaults only.
+
+  Through main() in this process, from another working directory;
+  tests/test_runners.py checks that the script exits with main()'s code.
+  """
   output = tmp_path / 'p.json'
-  result = subprocess.run(
-      [sys.executable, str(KUBEFLOW_RUNNER), '--output-file', str(output)],
-      capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert f'Compiled {output}' in result.stdout
+  monkeypatch.chdir(tmp_path)
+  assert _load_runner().main(['--output-file', str(output)]) == 0
+  assert f'Compiled {output}' in capsys.readouterr().out
   job = json.loads(output.read_text())
   component = kfp_components.load_component_from_text(
       json.dumps(job['pipelineSpec']))
