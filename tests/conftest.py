@@ -5,16 +5,19 @@ started once per test session and shared by all the tests that can read what
 they need from it. The runs, all through `runners/local_runner.py` in a
 subprocess, exactly as a user starts it:
 
-- `e2e_run`: the committed sample, twice, the second from cache. The tests
-  of MLMD, artifacts, TensorBoard, notebooks, the report, the serving
-  contract and the served model all read it.
+- `e2e_run`: the committed sample, once, then the same run twice more,
+  started at the same moment (`concurrent_runs`): the run lock serializes
+  them, the first re-run finds everything up to the Trainer in the cache and
+  the second is cached entirely. The tests of MLMD, artifacts, TensorBoard,
+  notebooks, the report, the serving contract and the served model all read
+  it.
 - `useless_model_rerun`: on a copy of the e2e outputs, the gate self-test
   model (--drop-all-features) on data with an allow-listed extra column,
   SIGKILLed in the Trainer and run again. Fault recovery (test_faults), the
   blessing gate (test_gate) and allow-listed anomalies (test_bad_inputs).
-- `concurrent_runs`: two --verbose runs started at the same moment on a copy
-  of the e2e outputs, with fake credentials in their environment. The run
-  lock (test_concurrency) and secrets in logs and metadata (test_secrets).
+- `concurrent_runs`: those two --verbose re-runs, with fake credentials in
+  their environment. The run lock (test_concurrency) and secrets in logs and
+  metadata (test_secrets).
 
 Runs that must stop before the pipeline starts (refused input, a locked
 output dir) call the runner's `main()` in this process instead
@@ -166,9 +169,16 @@ def installed_sdist(sdist, tmp_path_factory
 
 @dataclasses.dataclass
 class E2ERun:
-  """A finished pipeline on the sample: run twice, the second from cache."""
+  """A finished pipeline on the sample: run once, then twice from cache.
+
+  Attributes:
+    output_dir: The runs' output dir.
+    outputs: The three runs' results, in the order they ran.
+    concurrent: The two re-runs, as started together.
+  """
   output_dir: pathlib.Path
   outputs: List[subprocess.CompletedProcess]
+  concurrent: 'ConcurrentRuns'
 
   @property
   def metadata_path(self) -> str:
@@ -185,11 +195,18 @@ class E2ERun:
 
 @pytest.fixture(scope='session')
 def e2e_run(tmp_path_factory) -> E2ERun:
-  """Runs the pipeline twice on the sample with 2 simulated CPU replicas."""
-  output_dir = tmp_path_factory.mktemp('e2e') / 'outputs'
+  """Runs the sample once, then twice at once, with 2 simulated replicas."""
+  root = tmp_path_factory.mktemp('e2e')
+  output_dir = root / 'outputs'
   first = run_local_pipeline(output_dir, E2E_ARGS)
-  second = run_local_pipeline(output_dir, E2E_ARGS)
-  return E2ERun(output_dir=output_dir, outputs=[first, second])
+  pair = _run_two_at_once(output_dir, root)
+  # Store order: the run that had to wait for the lock ran second.
+  waited = [i for i, r in enumerate(pair.results)
+            if 'Waiting for run PID' in r.stderr]
+  later = waited[0] if len(waited) == 1 else 1
+  ordered = [pair.results[1 - later], pair.results[later]]
+  return E2ERun(output_dir=output_dir, outputs=[first, *ordered],
+                concurrent=pair)
 
 
 # The extra column of `useless_model_rerun`'s data, and the anomaly type
@@ -236,7 +253,7 @@ def useless_model_rerun(e2e_run, tmp_path_factory) -> KilledThenRerun:
   is known: NOT BLESSED, nothing pushed.
   """
   # pylint: disable=g-import-not-at-top
-  from pipeline.inspection import summary as run_summary
+  from pipeline.inspection import run_model
   from tests import pipeline_state
   from tests import robustness  # It imports this module.
   # pylint: enable=g-import-not-at-top
@@ -253,7 +270,7 @@ def useless_model_rerun(e2e_run, tmp_path_factory) -> KilledThenRerun:
          '--output-dir', str(output_dir), *USELESS_MODEL_ARGS]
   killed_id, killed_log = robustness.start_and_kill_in_trainer(
       cmd, output_dir, root / 'killed_run.log', cwd=REPO_ROOT)
-  store = run_summary.open_store(str(output_dir / 'metadata.sqlite'))
+  store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
   [killed] = store.get_executions_by_id([killed_id])
   rerun = run_local_pipeline(output_dir, USELESS_MODEL_ARGS, data_root=data)
   return KilledThenRerun(
@@ -303,16 +320,14 @@ class ConcurrentRuns:
   results: List[subprocess.CompletedProcess]
 
 
-@pytest.fixture(scope='session')
-def concurrent_runs(e2e_run, tmp_path_factory) -> ConcurrentRuns:
+def _run_two_at_once(outputs: pathlib.Path, root: pathlib.Path
+                     ) -> ConcurrentRuns:
   """Two --verbose runs of the e2e config, started at the same moment.
 
   Both wait for the lock as long as it takes (--lock-timeout -1), and both
   have fake credentials in their environment.
   """
   from tests import robustness  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('concurrent')
-  outputs = robustness.copy_outputs(e2e_run.output_dir, root / 'outputs')
   before = robustness.snapshot(outputs)
   credentials = fake_credentials(root)
   cmd = [sys.executable, str(LOCAL_RUNNER), '--data-root', str(SAMPLE_DATA),
@@ -335,3 +350,9 @@ def concurrent_runs(e2e_run, tmp_path_factory) -> ConcurrentRuns:
   return ConcurrentRuns(output_dir=outputs, before=before,
                         credentials=credentials,
                         pids=[p.pid for p in procs], results=results)
+
+
+@pytest.fixture(scope='session')
+def concurrent_runs(e2e_run) -> ConcurrentRuns:
+  """The e2e fixture's two re-runs, started together (see `e2e_run`)."""
+  return e2e_run.concurrent

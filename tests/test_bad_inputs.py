@@ -34,6 +34,7 @@ from tfx.types import standard_artifacts
 from models import features
 from pipeline.components import anomaly_gate
 from pipeline.components import drift_gate
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import preflight as input_check
 import schema as schema_lib
@@ -496,10 +497,10 @@ def test_allow_listed_anomaly_continues_and_says_so(useless_model_rerun):
   assert allowed and all(
       conftest.EXTRA_COLUMN in line and 'SCHEMA_NEW_COLUMN' in line
       for line in allowed), allowed
-  store = run_summary.open_store(str(run.output_dir / 'metadata.sqlite'))
+  store = run_model.open_store(str(run.output_dir / 'metadata.sqlite'))
   first, second = [
-      robustness.executed(run_summary.summarize(store, PIPELINE_NAME, run_id))
-      for run_id in run_summary.run_ids(store, PIPELINE_NAME)[-2:]]
+      robustness.executed(run_summary.summarize(run_model.find_run(store, PIPELINE_NAME, run_id)))
+      for run_id in run_model.run_ids(store, PIPELINE_NAME)[-2:]]
   for component in ('AnomalyGate', 'Transform'):
     assert first[component] == 'complete', first
   for component in ('Trainer', 'Evaluator'):

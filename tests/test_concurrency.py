@@ -1,8 +1,8 @@
 """Two runs on one output dir: the second waits or fails clearly, never mixes.
 
 The lock itself is tested on bare folders (cheap); two real runs started at
-the same moment on a copy of the session's output dir (`concurrent_runs`,
-shared with tests/test_secrets.py) show that they are serialized, that the
+the same moment on the session's blessed output dir (`concurrent_runs`, the
+e2e fixture's re-runs, shared with tests/test_secrets.py) show that they are serialized, that the
 metadata store stays consistent and that the pushed models are untouched.
 """
 
@@ -17,6 +17,7 @@ import textwrap
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import run_lock
 from tests import robustness
@@ -83,6 +84,36 @@ def test_waiting_run_gets_the_lock_when_the_holder_ends(tmp_path):
   assert out.strip() == 'acquired'
 
 
+def test_waiter_names_a_holder_that_records_itself_late(tmp_path):
+  """Two runs started together: the lock is taken a moment before the holder
+  writes its PID. The waiter still names it instead of an unknown run."""
+  holder = subprocess.Popen(
+      [sys.executable, '-c',
+       'import fcntl, json, os, sys, time\n'
+       'fd = os.open(os.path.join(sys.argv[1], ".run.lock"), '
+       'os.O_RDWR | os.O_CREAT)\n'
+       'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+       'print("locked", flush=True)\n'
+       'time.sleep(1.0)\n'
+       'os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": "h", '
+       '"started": "s"}).encode(), 0)\n'
+       'time.sleep(60)\n', str(tmp_path)],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    waiter = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys; from pipeline.local import run_lock; '
+         'run_lock.acquire(sys.argv[1], timeout_s=-1)', str(tmp_path)],
+        stderr=subprocess.PIPE, text=True, cwd=str(REPO_ROOT))
+    assert f'Waiting for run PID {holder.pid}' in waiter.stderr.readline()
+  finally:
+    holder.kill()
+    holder.wait()
+  waiter.communicate(timeout=60)
+  assert waiter.returncode == 0
+
+
 @pytest.mark.e2e
 def test_runner_refuses_a_locked_output_dir(e2e_run, tmp_path,
                                             local_runner_in_process):
@@ -122,8 +153,8 @@ def test_two_runs_at_once_are_serialized(concurrent_runs):
   named = int(re.search(r'Waiting for run PID (\d+)', waited[0][1]).group(1))
   assert named in pids - {waited[0][0]}
 
-  store = run_summary.open_store(str(outputs / 'metadata.sqlite'))
-  runs = run_summary.run_ids(store, PIPELINE_NAME)
+  store = run_model.open_store(str(outputs / 'metadata.sqlite'))
+  runs = run_model.run_ids(store, PIPELINE_NAME)
   assert runs[:len(before.run_ids)] == before.run_ids
   new_runs = runs[len(before.run_ids):]
   assert len(new_runs) == 2
@@ -141,14 +172,13 @@ def test_two_runs_at_once_are_serialized(concurrent_runs):
   # The second run's first execution began after the first run's last ended.
   assert first[0][1] <= second[0][0], spans
   # ... and it found everything the first one did in the cache.
-  states = robustness.executed(run_summary.summarize(store, PIPELINE_NAME,
-                                                     second[1]))
+  states = robustness.executed(run_summary.summarize(run_model.find_run(store, PIPELINE_NAME, second[1])))
   assert all(state == 'cached' for component, state in states.items()
              if not component.endswith('Resolver')), states
   after = robustness.snapshot(outputs).pushed
-  # Earlier pushes are byte-identical. The copy's serving dir is a new push
-  # destination, so the first run re-pushes the blessed model once; the
-  # second, fully cached, must not push again.
+  # Earlier pushes are byte-identical. The first re-run evaluates the same
+  # model against itself as baseline and pushes it once more; the second,
+  # fully cached, must not push again.
   assert {k: after.get(k) for k in before.pushed} == before.pushed
   old = {k.split('/')[0] for k in before.pushed}
   assert len({k.split('/')[0] for k in after} - old) <= 1

@@ -20,6 +20,7 @@ from typing import List
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
+from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from tests import robustness
 from tests.conftest import PIPELINE_NAME
@@ -54,12 +55,10 @@ def test_kill_left_trainer_unfinished_and_store_usable(useless_model_rerun):
 def test_rerun_completes_and_reuses_finished_components(useless_model_rerun):
   output_dir = useless_model_rerun.output_dir
   assert useless_model_rerun.rerun.returncode == 0
-  store = run_summary.open_store(str(output_dir / 'metadata.sqlite'))
-  runs = run_summary.run_ids(store, PIPELINE_NAME)
-  killed = robustness.executed(run_summary.summarize(store, PIPELINE_NAME,
-                                                     runs[-2]))
-  resumed = robustness.executed(run_summary.summarize(store, PIPELINE_NAME,
-                                                      runs[-1]))
+  store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
+  runs = run_model.run_ids(store, PIPELINE_NAME)
+  killed = robustness.executed(run_summary.summarize(run_model.find_run(store, PIPELINE_NAME, runs[-2])))
+  resumed = robustness.executed(run_summary.summarize(run_model.find_run(store, PIPELINE_NAME, runs[-1])))
   for component in UPSTREAM:
     assert killed[component] in ('complete', 'cached'), killed
     assert resumed[component] == 'cached', resumed
@@ -91,7 +90,7 @@ def test_partial_model_is_never_consumed(useless_model_rerun):
   killed_dirs = [str(d) for d in trainer_root.glob(f'*/{killed_id}')]
   assert killed_dirs
 
-  store = run_summary.open_store(str(output_dir / 'metadata.sqlite'))
+  store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
   # TFX registers output artifacts only when an execution succeeds, so the
   # killed one has none that a later run could resolve ...
   events = store.get_events_by_execution_ids([killed_id])

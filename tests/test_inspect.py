@@ -444,7 +444,7 @@ def test_state_names_and_durations():
   assert 'running' not in run_model.FINAL_STATES
 
 
-def test_summary_of_a_run_and_the_deprecated_store_api(two_runs):
+def test_summary_of_a_run(two_runs):
   path, _, _ = two_runs
   store = run_model.open_store(path)
   run = run_model.read_run(store, 'other-run')
@@ -456,11 +456,7 @@ def test_summary_of_a_run_and_the_deprecated_store_api(two_runs):
   text = run_summary.format_summary(summary)
   assert 'Blessing: not evaluated (the run stopped earlier)' in text
   assert 'Pushed model: none' in text
-  # The wrappers kept for callers of the old API read the same runs.
-  old_store = run_summary.open_store(path)
-  assert run_summary.run_ids(old_store, 'demo') == ['run-1', 'run-2']
-  old = run_summary.summarize(old_store, 'other', None)
-  assert old == summary
+  assert run_model.run_ids(store, 'demo') == ['run-1', 'run-2']
 
 
 def test_format_line():

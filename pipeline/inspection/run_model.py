@@ -349,6 +349,12 @@ def pipeline_of(store: metadata_store.MetadataStore,
   return None
 
 
+def run_ids(store: metadata_store.MetadataStore, pipeline_name: str
+            ) -> List[str]:
+  """The ids of a pipeline's runs, oldest first."""
+  return [context.name for context in run_contexts(store, pipeline_name)]
+
+
 def read_run(store: metadata_store.MetadataStore,
              context_or_run_id: Union[Context, str],
              pipeline_name: Optional[str] = None) -> Run:

@@ -21,9 +21,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
-from typing import Union
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -83,27 +81,8 @@ class RunSummary:
     return None
 
 
-def summarize(store_or_run: Union[run_model.Run,
-                                  metadata_store.MetadataStore],
-              pipeline_name: Optional[str] = None,
-              run_id: Optional[str] = None) -> RunSummary:
-  """Summarizes one run.
-
-  Args:
-    store_or_run: The run (`run_model.find_run(...)`). Deprecated: an open
-      store, with `pipeline_name` and `run_id` (None for the latest run).
-    pipeline_name: Only with a store: the pipeline whose run to summarize.
-    run_id: Only with a store: the run; None for the latest.
-
-  Raises:
-    LookupError: Only with a store: no such run.
-  """
-  if isinstance(store_or_run, run_model.Run):
-    run = store_or_run
-  else:
-    if pipeline_name is None:
-      raise TypeError('summarize(store, ...) needs a pipeline_name.')
-    run = run_model.find_run(store_or_run, pipeline_name, run_id)
+def summarize(run: run_model.Run) -> RunSummary:
+  """Summarizes one run read by `run_model` (e.g. `run_model.find_run`)."""
   summary = RunSummary(
       run_id=run.run_id,
       components=[ComponentRun(e.component_id, e.state, e.seconds)
@@ -136,20 +115,6 @@ def summarize_latest(metadata_path: str, pipeline_name: str,
   """Opens a store (read-only) and summarizes `run_id`, or the latest run."""
   store = run_model.open_store(metadata_path)
   return summarize(run_model.find_run(store, pipeline_name, run_id))
-
-
-# --- Deprecated: the store-based API, for callers not yet on run_model ---
-
-
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-  """Deprecated: use `run_model.open_store`. Opens a store read-write."""
-  return run_model.open_store(metadata_path, readonly=False)
-
-
-def run_ids(store: metadata_store.MetadataStore, pipeline_name: str
-            ) -> List[str]:
-  """Deprecated: use `run_model.run_contexts`. Run ids, oldest first."""
-  return [c.name for c in run_model.run_contexts(store, pipeline_name)]
 
 
 # --- Artifact loaders: TFX, TFDV and TFMA readers over MLMD artifacts ---

@@ -26,6 +26,9 @@ from typing import Optional
 LOCK_FILE = '.run.lock'
 # How often a waiting run retries; flock has no timed wait of its own.
 _POLL_SECONDS = 0.5
+# A holder writes its PID right after taking the lock; a waiter gives it this
+# long before it announces the wait without naming the holder.
+_ANNOUNCE_GRACE_SECONDS = 2.0
 
 
 # Exit code of a run refused because another run holds the output dir.
@@ -143,17 +146,20 @@ def acquire(output_dir: str, timeout_s: float = 0.0) -> RunLock:
 
 
 def _wait_for_lock(fd: int, output_dir: str, timeout_s: float) -> None:
-  deadline = None if timeout_s < 0 else time.monotonic() + timeout_s
+  started = time.monotonic()
+  deadline = None if timeout_s < 0 else started + timeout_s
   announced = False
   while not _try_flock(fd):
-    holder = describe_holder(read_holder(output_dir))
+    details = read_holder(output_dir)
+    holder = describe_holder(details)
     if deadline is not None and time.monotonic() >= deadline:
       waited = f' after waiting {timeout_s:g}s' if timeout_s > 0 else ''
       raise OutputDirLockedError(
           f'Output dir {output_dir} is in use by {holder}{waited}. Wait for '
           'that run to finish, pass --lock-timeout SECONDS to wait for it, '
           'or use another --output-dir.')
-    if not announced:
+    if not announced and (details or time.monotonic() - started >=
+                          _ANNOUNCE_GRACE_SECONDS):
       print(f'Waiting for {holder} to release {output_dir} ...',
             file=sys.stderr, flush=True)
       announced = True
