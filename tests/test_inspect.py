@@ -272,7 +272,7 @@ def _write_run(runner: _FakeRunner, run_id: str, first=None,
   """
   runner.start_run(run_id)
   state = CACHED if first else COMPLETE
-  root = f'/root/{run_id}'
+  root = f'/artifacts/{run_id}'
   gen = runner.execution(
       'CsvExampleGen', state, 'CsvExampleGen', input_base='/data/taxi',
       input_fingerprint='split:single_split,num_files:1,total_bytes:42')
@@ -352,8 +352,8 @@ def test_run_model_reads_states_durations_and_outputs(two_runs):
   assert run.component('SchemaGen') is None
   assert run.blessed is True
   assert run.pushed_destination == '/serving/1'
-  assert run.model_run_uri == '/root/run-1/model_run'
-  assert run.evaluation_uri == '/root/run-1/eval'
+  assert run.model_run_uri == '/artifacts/run-1/model_run'
+  assert run.evaluation_uri == '/artifacts/run-1/eval'
   assert run.baseline_model is None
 
 
@@ -368,7 +368,7 @@ def test_run_model_reads_a_cached_rerun_and_its_chain(two_runs):
   assert run.pushed_destination is None
   assert run.baseline_model.id == first['model'].id
   # The cached Trainer's reused logs are this run's logs too.
-  assert run.model_run_uri == '/root/run-1/model_run'
+  assert run.model_run_uri == '/artifacts/run-1/model_run'
   chain = {link.stage: link for link in run.chain()}
   assert list(chain) == list(run_model.CHAIN)
   assert chain['data'].location == '/data/taxi'
@@ -407,7 +407,7 @@ def test_run_discovery(two_runs):
   assert run_model.read_run(store, 'other-run').component(
       'Trainer').state == 'FAILED'
   # The newest run with Trainer logs: run-2 reuses run-1's.
-  assert run_model.latest_model_run_uri(store) == '/root/run-1/model_run'
+  assert run_model.latest_model_run_uri(store) == '/artifacts/run-1/model_run'
   with pytest.raises(LookupError, match='for pipeline'):
     run_model.latest_model_run_uri(store, 'other')
   with pytest.raises(LookupError, match="No run 'other-run' of pipeline"):
