@@ -415,23 +415,16 @@ def report_paths(output_dir: str, run_id: str) -> Tuple[str, str]:
           os.path.join(output_dir, LATEST_REPORT))
 
 
-def write_report(metadata_path: str, pipeline_name: str, output_dir: str,
-                 run_id: Optional[str] = None) -> str:
-  """Renders the report of `run_id` (default: the latest run).
+def write_report(view: ReportView, output_dir: str) -> str:
+  """Writes the report page of a run.
 
   Args:
-    metadata_path: The SQLite MLMD file of the run.
-    pipeline_name: Pipeline whose run to report.
+    view: From `build_view` or `view_of`.
     output_dir: Where `reports/` and `report.html` go.
-    run_id: A pipeline_run id; None for the latest run.
 
   Returns:
     The path of the per-run report. `report.html` is a copy of it.
-
-  Raises:
-    LookupError: No such run in the store.
   """
-  view = build_view(metadata_path, pipeline_name, run_id)
   path, latest = report_paths(output_dir, view.run_id)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
@@ -452,10 +445,15 @@ def build_view(metadata_path: str, pipeline_name: str,
   """
   run = run_model.find_run(run_model.open_store(metadata_path, readonly=True),
                            pipeline_name, run_id)
-  summary = run_summary.summarize(run)
+  return view_of(run, run_summary.summarize(run), metadata_path)
+
+
+def view_of(run: run_model.Run, summary: run_summary.RunSummary,
+            metadata_path: str) -> ReportView:
+  """The view of a run already read, with its summary (no MLMD access)."""
   metrics = summary.metrics
   return ReportView(
-      pipeline_name=pipeline_name,
+      pipeline_name=run.pipeline_name,
       run_id=run.run_id,
       generated=datetime.datetime.now().isoformat(timespec='seconds'),
       metadata_path=metadata_path,

@@ -64,10 +64,10 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   try:
     run = run_model.find_run(run_model.open_store(layout.metadata_path),
                              config.pipeline_name)
-    print(run_summary.format_summary(run_summary.summarize(run)), flush=True)
-    print('Report: ' + report.write_report(
-        layout.metadata_path, config.pipeline_name, layout.root,
-        run.run_id), flush=True)
+    summary = run_summary.summarize(run)
+    print(run_summary.format_summary(summary), flush=True)
+    view = report.view_of(run, summary, layout.metadata_path)
+    print('Report: ' + report.write_report(view, layout.root), flush=True)
   except LookupError as e:
     print(f'No run recorded: {e}', flush=True)
   if error is not None:
