@@ -30,20 +30,12 @@ class DataAnomalyError(RuntimeError):
   """The examples break the curated schema in a way not allow-listed."""
 
 
-def read_anomalies(uri: str, split_names: Sequence[str]
+def read_anomalies(artifact: tfx.types.standard_artifacts.ExampleAnomalies
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
-  """Reads ExampleValidator's per-split Anomalies protos.
-
-  Args:
-    uri: The ExampleAnomalies artifact's URI.
-    split_names: Its splits (the artifact's `split_names` property).
-  """
-  artifact = tfx.types.standard_artifacts.ExampleAnomalies()
-  artifact.uri = uri
-  artifact.split_names = artifact_utils.encode_split_names(list(split_names))
+  """ExampleValidator's Anomalies protos, by split, from its artifact."""
   return {split: anomalies_util.load_anomalies_binary(os.path.join(
       artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE))
-          for split in split_names}
+          for split in artifact_utils.decode_split_names(artifact.split_names)}
 
 
 def reasons(split: str, anomalies: anomalies_pb2.Anomalies
@@ -86,9 +78,7 @@ def AnomalyGate(  # pylint: disable=invalid-name
     DataAnomalyError: Blocking anomalies were found; the message lists them.
   """
   allowed = [a.strip() for a in allowed_anomaly_types.split(',') if a.strip()]
-  splits = artifact_utils.decode_split_names(anomalies.split_names)
-  blocking, tolerated = describe(read_anomalies(anomalies.uri, splits),
-                                 allowed)
+  blocking, tolerated = describe(read_anomalies(anomalies), allowed)
   for line in tolerated:
     logging.warning('AnomalyGate: allow-listed anomaly, continuing: %s', line)
   if blocking:

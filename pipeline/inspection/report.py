@@ -33,7 +33,6 @@ import math
 import os
 import re
 import shutil
-from typing import Dict
 from typing import Mapping
 from typing import Optional
 from typing import Sequence
@@ -60,7 +59,7 @@ TEMPLATE = 'report.html.j2'
 SLICE_METRICS = ('auc', 'binary_accuracy', custom_metrics.ACCURACY_LIFT_NAME,
                  custom_metrics.MAJORITY_RATE_NAME, 'precision', 'recall',
                  'example_count')
-OVERALL = 'Overall'
+OVERALL = run_summary.OVERALL
 NOT_CHECKED = 'not checked: no blessed baseline yet'
 # The TFX Evaluator's model names when it compares with a baseline.
 _BASELINE = 'baseline'
@@ -261,13 +260,6 @@ def verdict(blessed: Optional[bool], reason: str) -> Verdict:
   return Verdict('BLESSED' if blessed else 'NOT BLESSED', reason)
 
 
-def slice_name(slice_key: Sequence[Tuple[str, object]]) -> str:
-  """'Overall' or 'feature=value, ...' for a deserialized TFMA slice key."""
-  if not slice_key:
-    return OVERALL
-  return ', '.join(f'{k}={v}' for k, v in slice_key)
-
-
 def _slice_sort_key(name: str):
   """Overall first, then grouped by feature; numbers sort numerically."""
   feature, _, value = name.partition('=')
@@ -336,7 +328,7 @@ def _value_at(spec: _SliceSpec, name: str, overall: Mapping[str, float],
     return None  # One value per slice of the feature; see the slice table.
   if not spec.feature_values:
     return overall.get(name)
-  key = slice_name(sorted(spec.feature_values.items()))
+  key = run_summary.slice_name(sorted(spec.feature_values.items()))
   return by_slice.get(key, {}).get(name)
 
 
@@ -477,31 +469,13 @@ def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:
   return eval_config
 
 
-def _overall_metrics(evaluation_uri: str, model_name: str
-                     ) -> Dict[str, float]:
-  """Overall-slice metrics of one model of a (multi-model) evaluation."""
-  for record in tfma.load_metrics(evaluation_uri):
-    if tfma.slicer.deserialize_slice_key(record.slice_key):
-      continue
-    values = {}
-    for entry in record.metric_keys_and_values:
-      if entry.key.model_name != model_name or entry.key.is_diff:
-        continue
-      if entry.value.HasField('double_value'):
-        values[entry.key.name] = entry.value.double_value.value
-      elif entry.value.HasField('bounded_value'):
-        values[entry.key.name] = entry.value.bounded_value.value.value
-    return values
-  return {}
-
-
 def _evaluation_view(summary: run_summary.RunSummary) -> EvaluationView:
   uri = summary.evaluation_uri
   eval_config = load_eval_config(uri)
   overall = summary.metrics
   baseline_rows = None
   if any(spec.is_baseline for spec in eval_config.model_specs):
-    baseline = _overall_metrics(uri, _BASELINE)
+    baseline, _ = run_summary.read_metrics(uri, model_name=_BASELINE)
     baseline_rows = tuple(
         BaselineRow(name, overall.get(name), baseline.get(name),
                     overall.get(f'{name}_diff'))

@@ -53,8 +53,8 @@ METADATA_FILE = 'metadata.sqlite'
 PIPELINE_CONTEXT = 'pipeline'
 RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
-# The local runner's default output dir. Computed here rather than imported
-# from pipeline.flags, which imports TensorFlow; this module must start fast.
+# The local runner's default output dir. Inspection reads any store and does
+# not import the runners' flag module (tests/test_architecture.py).
 DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).resolve().parents[2] / 'outputs'
 # Stages are found by component class (the execution type's last part), not
 # by node id, so that any pipeline's store can be read without importing it.
@@ -192,14 +192,10 @@ class Run:
     """How many executions ended in (or are in) `state`."""
     return sum(1 for e in self.executions if e.state == state)
 
-  def _output(self, component_class_name: str, key: str) -> Optional[Artifact]:
-    execution = self.execution(component_class_name)
-    return execution.output(key) if execution is not None else None
-
   @property
   def blessed(self) -> Optional[bool]:
     """The Evaluator's verdict; None when no blessing was recorded."""
-    blessing = self._output(EVALUATOR, 'blessing')
+    blessing = _output(self.execution(EVALUATOR), 'blessing')
     if blessing is None or 'blessed' not in blessing.custom_properties:
       return None
     return bool(blessing.custom_properties['blessed'].int_value)
@@ -207,7 +203,7 @@ class Run:
   @property
   def pushed_destination(self) -> Optional[str]:
     """Where the Pusher copied the model; None when nothing was pushed."""
-    pushed = self._output(PUSHER, 'pushed_model')
+    pushed = _output(self.execution(PUSHER), 'pushed_model')
     if pushed is None:
       return None
     props = pushed.custom_properties
@@ -218,13 +214,13 @@ class Run:
   @property
   def model_run_uri(self) -> Optional[str]:
     """Trainer logs (TensorBoard) of this run; a cached Trainer's reused."""
-    model_run = self._output(TRAINER, 'model_run')
+    model_run = _output(self.execution(TRAINER), 'model_run')
     return model_run.uri if model_run is not None else None
 
   @property
   def evaluation_uri(self) -> Optional[str]:
     """The Evaluator's output (TFMA metrics, validation result), if any."""
-    evaluation = self._output(EVALUATOR, 'evaluation')
+    evaluation = _output(self.execution(EVALUATOR), 'evaluation')
     return evaluation.uri if evaluation is not None else None
 
   @property
@@ -383,12 +379,13 @@ def read_run(store: metadata_store.MetadataStore,
       sorted({e.artifact_id for e in events}))}
   run = Run(pipeline_name=pipeline_name, run_id=context.name,
             create_time_ms=context.create_time_since_epoch, executions=[])
+  events_of: Dict[int, List[metadata_store_pb2.Event]] = {}
+  for event in events:
+    events_of.setdefault(event.execution_id, []).append(event)
   for execution in executions:
     inputs: Dict[str, List[Artifact]] = {}
     outputs: Dict[str, List[Artifact]] = {}
-    for event in events:
-      if event.execution_id != execution.id:
-        continue
+    for event in events_of.get(execution.id, ()):
       if event.type == metadata_store_pb2.Event.INPUT:
         target = inputs
       elif event.type == metadata_store_pb2.Event.OUTPUT:

@@ -47,6 +47,7 @@ HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
 MAX_SLICES_SHOWN = 6
 # TFX Evaluator's name for the model under evaluation when a baseline exists.
 CANDIDATE = 'candidate'
+OVERALL = 'Overall'
 # Output key of both schema components (ImportSchemaGen and SchemaGen).
 SCHEMA_KEY = 'schema'
 
@@ -160,7 +161,7 @@ def load_statistics(artifact: metadata_store_pb2.Artifact
 def load_anomalies(artifact: metadata_store_pb2.Artifact
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
   """ExampleValidator's anomalies, by split."""
-  return anomaly_gate.read_anomalies(artifact.uri, split_names(artifact))
+  return anomaly_gate.read_anomalies(tfx_artifact(artifact))
 
 
 def _read_training_info(model_run_uri: str) -> Optional[Dict]:
@@ -172,25 +173,32 @@ def _read_training_info(model_run_uri: str) -> Optional[Dict]:
     return json.load(f)
 
 
-def _slice_name(slice_key: Tuple) -> str:
+def slice_name(slice_key: Tuple) -> str:
+  """'Overall' or 'feature=value, ...' for a deserialized TFMA slice key."""
   if not slice_key:
-    return 'Overall'
+    return OVERALL
   return ', '.join(f'{k}={v}' for k, v in slice_key)
 
 
-def read_metrics(evaluation_uri: str
+def read_metrics(evaluation_uri: str, model_name: str = CANDIDATE
                  ) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
-  """Returns overall metrics and metrics per slice from an Evaluator output."""
+  """Returns overall metrics and metrics per slice from an Evaluator output.
+
+  Args:
+    evaluation_uri: The Evaluator's output.
+    model_name: With a baseline, TFMA stores both models: 'candidate' (whose
+      metrics include the `*_diff` values) or 'baseline'. A single-model
+      evaluation names its model ''.
+  """
   # Read the metrics protos directly: loading a full EvalResult also loads
-  # plots and warns once per slice. With a baseline, TFMA stores both models;
-  # keep the candidate (whose metrics include the `*_diff` values).
+  # plots and warns once per slice.
   overall: Dict[str, float] = {}
   by_slice: Dict[str, Dict[str, float]] = {}
   for record in tfma.load_metrics(evaluation_uri):
     slice_key = tfma.slicer.deserialize_slice_key(record.slice_key)
     values = {}
     for entry in record.metric_keys_and_values:
-      if entry.key.model_name not in ('', CANDIDATE):
+      if entry.key.model_name not in ('', model_name):
         continue
       name = entry.key.name + ('_diff' if entry.key.is_diff else '')
       if entry.value.HasField('double_value'):
@@ -198,7 +206,7 @@ def read_metrics(evaluation_uri: str
       elif entry.value.HasField('bounded_value'):
         values[name] = entry.value.bounded_value.value.value
     if slice_key:
-      by_slice[_slice_name(slice_key)] = values
+      by_slice[slice_name(slice_key)] = values
     else:
       overall = values
   return overall, by_slice
