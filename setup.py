@@ -14,7 +14,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['pipeline', 'pipeline.*',
                                                'models', 'models.*',
                                                'schema', 'schema.*']),
-    package_data={'schema': ['*/*.pbtxt'],
+    package_data={'schema': ['*/*.pbtxt', '*/*.yaml'],
                   # The HTML report's Jinja2 templates and CSS.
                   'pipeline.inspection': ['templates/*']},
     include_package_data=True,

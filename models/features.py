@@ -12,7 +12,6 @@ import dataclasses
 from typing import Any
 from typing import Dict
 from typing import Mapping
-from typing import Optional
 from typing import Tuple
 
 TRANSFORMED_SUFFIX = '_xf'
@@ -22,16 +21,25 @@ MISSING_SUFFIX = '_missing'
 # being confused with a real one.
 MISSING_TOKEN = '__missing__'
 
+BINARY = 'binary'
+MULTICLASS = 'multiclass'
+REGRESSION = 'regression'
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  """Describes one tabular dataset with a binary label.
+  """Describes one tabular dataset: its label, task and column treatments.
 
   Attributes:
-    name: Short dataset name, used in pipeline names and logs.
+    name: Short dataset name, used in pipeline names, model names and logs.
     label_key: Column holding the label.
-    label_positive_values: For a string label, the values that mean "positive".
-      Leave empty when the label column already holds 0/1 integers.
+    task: 'binary', 'multiclass' or 'regression'.
+    label_positive_values: Binary tasks with a string (or non-0/1) label: the
+      values that mean "positive". Leave empty when the label holds 0/1.
+    label_classes: Classification tasks: the label values as strings, in the
+      order of the model's scores. Binary: (negative, positive), default
+      ('0', '1'). Multiclass: every class; a label outside it is an error.
     log_features: Non-negative, heavy-tailed numbers; log1p-scaled, then
       z-scored.
     numeric_features: Other numbers; z-scored.
@@ -54,7 +62,9 @@ class DatasetSpec:
 
   name: str
   label_key: str
+  task: str = BINARY
   label_positive_values: Tuple[str, ...] = ()
+  label_classes: Tuple[str, ...] = ()
   log_features: Tuple[str, ...] = ()
   numeric_features: Tuple[str, ...] = ()
   bucket_features: Tuple[str, ...] = ()
@@ -68,6 +78,28 @@ class DatasetSpec:
   num_buckets: int = 10
 
   def __post_init__(self) -> None:
+    if self.task not in TASKS:
+      raise ValueError(f'DatasetSpec {self.name!r}: task must be one of '
+                       f'{", ".join(TASKS)}, got {self.task!r}.')
+    classes = self.label_classes
+    if len(set(classes)) != len(classes):
+      raise ValueError(f'DatasetSpec {self.name!r}: label_classes repeat a '
+                       f'value: {list(classes)}.')
+    if self.task == MULTICLASS and len(classes) < 2:
+      raise ValueError(
+          f'DatasetSpec {self.name!r}: a multiclass task needs label_classes '
+          f'with at least 2 classes, got {list(classes)}.')
+    if self.task == BINARY and classes and len(classes) != 2:
+      raise ValueError(
+          f'DatasetSpec {self.name!r}: a binary task has exactly 2 '
+          f'label_classes (negative, positive), got {list(classes)}.')
+    if self.task != BINARY and self.label_positive_values:
+      raise ValueError(
+          f'DatasetSpec {self.name!r}: label_positive_values only applies to '
+          f'binary tasks, not {self.task}.')
+    if self.task == REGRESSION and classes:
+      raise ValueError(f'DatasetSpec {self.name!r}: a regression task has no '
+                       'label_classes.')
     features = self._primary_features
     duplicates = sorted({f for f in features if features.count(f) > 1})
     if duplicates:
@@ -107,6 +139,17 @@ class DatasetSpec:
   def transformed_label_key(self) -> str:
     return transformed_name(self.label_key)
 
+  @property
+  def is_classification(self) -> bool:
+    return self.task != REGRESSION
+
+  @property
+  def classes(self) -> Tuple[str, ...]:
+    """Class names in score order; () for regression."""
+    if self.task == BINARY:
+      return self.label_classes or ('0', '1')
+    return self.label_classes
+
   def to_dict(self) -> Dict[str, Any]:
     """Returns a JSON-compatible dict, for TFX `custom_config`."""
     return dataclasses.asdict(self)
@@ -128,43 +171,19 @@ class DatasetSpec:
     return cls(**kwargs)
 
 
+def sorted_classes(values) -> Tuple[str, ...]:
+  """Label values in a stable, natural order: numbers by value, then text."""
+  def key(value: str):
+    try:
+      return (0, float(value), value)
+    except ValueError:
+      return (1, 0.0, value)
+  return tuple(sorted({str(v) for v in values}, key=key))
+
+
 def transformed_name(key: str) -> str:
   return key + TRANSFORMED_SUFFIX
 
 
 def missing_indicator_name(key: str) -> str:
   return key + MISSING_SUFFIX + TRANSFORMED_SUFFIX
-
-
-# The Chicago taxi trips that ship with TFX; label: tip > 20% of the fare.
-TAXI = DatasetSpec(
-    name='taxi',
-    label_key='big_tipper',
-    log_features=('fare', 'trip_miles', 'trip_seconds'),
-    numeric_features=('trip_start_timestamp',),
-    bucket_features=('pickup_latitude', 'pickup_longitude',
-                     'dropoff_latitude', 'dropoff_longitude'),
-    cyclical_features=(('trip_start_hour', 24), ('trip_start_day', 7),
-                       ('trip_start_month', 12)),
-    categorical_features=('payment_type', 'company'),
-    integer_categorical_features=('pickup_community_area',
-                                  'dropoff_community_area',
-                                  'trip_start_hour', 'trip_start_day'),
-    # `tips` defines the label, so it would leak it. Pickup census tracts are
-    # absent in all but one row of the default data.
-    excluded_columns=('tips', 'pickup_census_tract', 'dropoff_census_tract'),
-    slice_features=('payment_type', 'trip_start_hour'),
-)
-
-DATASETS: Dict[str, DatasetSpec] = {TAXI.name: TAXI}
-
-
-def get_dataset(name: str, overrides: Optional[Mapping[str, Any]] = None
-               ) -> DatasetSpec:
-  """Looks up a registered dataset spec by name."""
-  if name not in DATASETS:
-    raise ValueError(
-        f'Unknown dataset {name!r}. Known: {sorted(DATASETS)}. Register a '
-        'DatasetSpec in models/features.py for a new CSV.')
-  spec = DATASETS[name]
-  return dataclasses.replace(spec, **overrides) if overrides else spec

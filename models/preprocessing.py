@@ -85,10 +85,45 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
             num_oov_buckets=spec.oov_buckets,
             vocab_filename=key))
 
-  label, _ = _densify(inputs[spec.label_key], default=0)
-  outputs[spec.transformed_label_key] = _binary_label(
-      label, spec.label_positive_values)
+  outputs[spec.transformed_label_key] = transform_label(
+      inputs[spec.label_key], spec)
   return outputs
+
+
+def transform_label(raw: Tensor, spec: features.DatasetSpec) -> tf.Tensor:
+  """The training target: 0/1, a class index, or the value itself.
+
+  Binary: 1 for `label_positive_values` (or the label itself when it is
+  0/1). Multiclass: the position of the label in `label_classes`, or -1 for
+  a value outside them (the curated schema's domain stops such data before
+  Transform). Regression: the value as float32.
+  """
+  if spec.task == features.REGRESSION:
+    label, _ = _densify(raw, default=0)
+    return tf.cast(label, tf.float32)
+  if spec.task == features.MULTICLASS:
+    label, _ = _densify(raw, default='')
+    return _class_index(_label_text(label), spec.label_classes)
+  label, _ = _densify(raw, default=0 if raw.dtype != tf.string else '')
+  return _binary_label(label, spec.label_positive_values)
+
+
+def _label_text(label: tf.Tensor) -> tf.Tensor:
+  """Label values as the text a CSV cell holds ('2', not '2.000000')."""
+  if label.dtype == tf.string:
+    return label
+  if label.dtype.is_floating:
+    label = tf.cast(tf.round(label), tf.int64)
+  return tf.strings.as_string(label)
+
+
+def _class_index(text: tf.Tensor, classes: Tuple[str, ...]) -> tf.Tensor:
+  # A comparison against every class, not a lookup table: the class list is
+  # short, and it keeps the graph free of table initializers.
+  hits = tf.equal(tf.expand_dims(text, -1), tf.constant(classes))
+  index = tf.argmax(tf.cast(hits, tf.int64), axis=-1, output_type=tf.int64)
+  return tf.where(tf.reduce_any(hits, axis=-1), index,
+                  tf.constant(-1, tf.int64))
 
 
 def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
@@ -150,7 +185,7 @@ def _densify(raw: Tensor, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:
 def _binary_label(label: tf.Tensor, positive_values: Tuple[str, ...]
                   ) -> tf.Tensor:
   if positive_values:
-    text = (label if label.dtype == tf.string else tf.strings.as_string(label))
+    text = _label_text(label)
     hits = tf.equal(tf.expand_dims(text, -1), tf.constant(positive_values))
     return tf.cast(tf.reduce_any(hits, axis=-1), tf.int64)
   return tf.cast(label, tf.int64)

@@ -127,6 +127,44 @@ def fit_exact_steps(model: tf.keras.Model, train_ds: tf.data.Dataset,
                    callbacks=[*callbacks, StopAtStep(steps)], **fit_kwargs)
 
 
+def model_head(spec: features.DatasetSpec, fn_args: tfx.components.FnArgs,
+               tf_transform_output: tft.TFTransformOutput) -> model_lib.Head:
+  """The task's head; a regression head learns the label's scale first."""
+  if spec.task == features.MULTICLASS:
+    return model_lib.Head(spec.task, num_classes=len(spec.classes))
+  if spec.task == features.REGRESSION:
+    mean, std = label_moments(fn_args.train_files, fn_args.data_accessor,
+                              tf_transform_output, spec.transformed_label_key)
+    return model_lib.Head(spec.task, num_classes=1, label_mean=mean,
+                          label_std=std)
+  return model_lib.Head(spec.task)
+
+
+def label_moments(files: List[str], data_accessor: tfx.components.DataAccessor,
+                  tf_transform_output: tft.TFTransformOutput,
+                  label_key: str) -> Tuple[float, float]:
+  """Mean and standard deviation of the training labels, in one pass.
+
+  A constant label gets a standard deviation of 1, so the model still
+  trains (and the gate then refuses it: R-squared is undefined).
+  """
+  dataset = data_input.input_fn(files, data_accessor, tf_transform_output,
+                                label_key, batch_size=1024, shuffle=False,
+                                num_epochs=1)
+  count, total, squares = 0.0, 0.0, 0.0
+  for _, labels in dataset:
+    values = tf.cast(tf.reshape(labels, [-1]), tf.float64)
+    count += float(tf.size(values))
+    total += float(tf.reduce_sum(values))
+    squares += float(tf.reduce_sum(values * values))
+  if count == 0:
+    raise ValueError(f'No training rows in {files}.')
+  mean = total / count
+  variance = max(squares / count - mean * mean, 0.0)
+  std = variance ** 0.5
+  return mean, std if std > 1e-12 else 1.0
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the model and saves it with its serving signatures."""
   keras_choice.require_legacy_keras()
@@ -153,8 +191,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       spec.transformed_label_key, global_batch, shuffle=False)
 
   dense, categorical = model_inputs(tf_transform_output, spec)
+  head = model_head(spec, fn_args, tf_transform_output)
+  logging.info('Model head: %s', head)
   with strategy.scope():
-    model = model_lib.build_model(dense, categorical, model_config)
+    model = model_lib.build_model(dense, categorical, model_config, head)
 
   fit_exact_steps(
       model, train_ds, fn_args.train_steps,

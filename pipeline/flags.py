@@ -10,13 +10,17 @@ import argparse
 import dataclasses
 import os
 import pathlib
+import re
+from typing import Any
+from typing import Dict
 from typing import Optional
 from typing import Sequence
+from typing import Tuple
 
 from models import features
 from models import model_config as model_lib
 from pipeline.definition import config as config_lib
-import schema as schema_lib
+from pipeline.definition import dataset_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'
@@ -40,32 +44,108 @@ class OutputLayout:
     return os.path.join(self.root, 'serving_model')
 
 
+DEFAULT_DATASET = 'taxi'
+# Gate flags: flag name -> GateConfig field. They override the dataset config.
+GATE_FLAGS = {
+    '--min-auc': ('min_auc', float, 'binary: lowest acceptable AUC'),
+    '--min-accuracy-lift': (
+        'min_accuracy_lift', float,
+        'classification: the accuracy lift over the majority class (its '
+        'lower confidence bound) must exceed this'),
+    '--min-r-squared': (
+        'min_r_squared', float,
+        'regression: R-squared (its lower confidence bound) must exceed this'),
+    '--confidence': ('confidence', float,
+                     'one-sided confidence level of those lower bounds'),
+    '--min-test-examples': ('min_example_count', int,
+                            'fewest test rows a blessing may rest on'),
+    '--max-metric-drop': (
+        'max_metric_drop', float,
+        'largest drop of AUC / accuracy / R-squared allowed against the '
+        'latest blessed model'),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftRequest:
+  """A zero-config run: the dataset config and schema are drafted first."""
+  name: str
+  label: str
+  task: str
+  data_root: str
+  positive_label: Tuple[str, ...] = ()
+
+  def provisional_spec(self, label_values: Sequence[str]
+                       ) -> features.DatasetSpec:
+    """What is known before the data is profiled: label, task and classes.
+
+    Args:
+      label_values: The distinct labels the input check counted.
+    """
+    classes: Tuple[str, ...] = ()
+    if self.task == features.MULTICLASS:
+      classes = features.sorted_classes(label_values)
+    elif self.task == features.BINARY and self.positive_label:
+      negative = [v for v in features.sorted_classes(label_values)
+                  if v not in self.positive_label]
+      classes = (negative[0] if negative else 'other',
+                 self.positive_label[0])
+    return features.DatasetSpec(
+        name=self.name, label_key=self.label, task=self.task,
+        label_positive_values=self.positive_label, label_classes=classes)
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
   """Flags every runner accepts: data, dataset, schema and training."""
   parser.add_argument('--data-root', default=str(DEFAULT_DATA_ROOT),
                       help='Folder of CSV files with a header row '
                       '(default: %(default)s).')
-  parser.add_argument('--dataset', default=features.TAXI.name,
-                      choices=sorted(features.DATASETS),
-                      help='Registered DatasetSpec (models/features.py).')
+  which = parser.add_argument_group(
+      'dataset', 'Which dataset config to use. By default the committed '
+      f'config of --dataset ({DEFAULT_DATASET}); --dataset-config FILE for '
+      'another one; or --label and --task to draft one from the data.')
+  which.add_argument('--dataset', default=None,
+                     help='A dataset with a committed config, '
+                     'schema/<name>/dataset.yaml (default: '
+                     f'{DEFAULT_DATASET}).')
+  which.add_argument('--dataset-config', default=None, metavar='FILE',
+                     help='A dataset config YAML file; its curated schema is '
+                     'the schema.pbtxt beside it.')
+  which.add_argument('--label', default=None, metavar='COLUMN',
+                     help='Zero-config run: the label column. The schema and '
+                     'dataset config are drafted from the data and written '
+                     'to the output dir.')
+  which.add_argument('--task', default=None, choices=features.TASKS,
+                     help='With --label: what to predict.')
+  which.add_argument('--positive-label', action='append', default=[],
+                     metavar='VALUE',
+                     help='With --label and --task binary: the label value '
+                     'that means "positive" (needed unless the label is '
+                     '0/1). Repeatable.')
   parser.add_argument('--schema', default=None,
-                      help='Curated schema .pbtxt (default: '
-                      'schema/<dataset>/schema.pbtxt).')
+                      help='Curated schema .pbtxt (default: the schema.pbtxt '
+                      'beside the dataset config).')
   parser.add_argument('--pipeline-name', default=None,
                       help='Pipeline name in the metadata store (default: '
-                      'tabular-<dataset>).')
-  parser.add_argument('--train-steps', type=int,
-                      default=config_lib.TrainingConfig.train_steps,
-                      help='Training steps (default: %(default)s).')
-  parser.add_argument('--per-replica-batch-size', type=int,
-                      default=config_lib.TrainingConfig.per_replica_batch_size,
+                      'tabular-<dataset name>).')
+  parser.add_argument('--train-steps', type=int, default=None,
+                      help='Training steps (default: the dataset config\'s, '
+                      f'else {config_lib.TrainingConfig.train_steps}).')
+  parser.add_argument('--per-replica-batch-size', type=int, default=None,
                       help='Batch size per replica; the global batch is this '
-                      'times the number of devices (default: %(default)s).')
+                      'times the number of devices (default: '
+                      f'{config_lib.TrainingConfig.per_replica_batch_size}).')
   parser.add_argument('--allow-anomaly', action='append', default=[],
                       metavar='TYPE',
                       help='ExampleValidator anomaly type that should not stop '
                       'the run, e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES. '
                       'Repeatable.')
+  gate = parser.add_argument_group(
+      'gate', 'Blessing thresholds; each overrides the dataset config.')
+  for flag, (field, kind, text) in GATE_FLAGS.items():
+    gate.add_argument(flag, dest=field, type=kind, default=None,
+                      help=f'{text} (default: {getattr(config_lib.GateConfig, field)}'
+                      ' unless the dataset config sets it).')
   parser.add_argument('--drop-all-features', action='store_true',
                       help='Gate self-test: train a useless model that only '
                       'knows the base rate. It must not be blessed.')
@@ -83,28 +163,110 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                       '-1 waits forever (default: %(default)s).')
 
 
+class FlagError(ValueError):
+  """The flags contradict each other; the message says which."""
+
+
+def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
+  """The zero-config request the flags make, or None for a committed config.
+
+  Raises:
+    FlagError: --label without --task, or mixed with a dataset config.
+  """
+  if args.label is None:
+    if args.task or args.positive_label:
+      raise FlagError('--task and --positive-label go with --label COLUMN '
+                      '(a zero-config run).')
+    return None
+  if not args.task:
+    raise FlagError(f'--label {args.label} needs --task '
+                    f'{{{",".join(features.TASKS)}}}.')
+  if args.dataset_config or args.dataset or args.schema:
+    raise FlagError('--label drafts a new dataset config and schema; it '
+                    'cannot be combined with --dataset, --dataset-config or '
+                    '--schema.')
+  if args.positive_label and args.task != features.BINARY:
+    raise FlagError('--positive-label only applies to --task binary.')
+  if '://' in args.data_root:
+    raise FlagError(f'--label drafts the dataset from local files; '
+                    f'{args.data_root} is remote. Draft it on a local copy, '
+                    'commit the drafts, then pass --dataset-config.')
+  name = dataset_name_from(args.data_root)
+  return DraftRequest(name=name, label=args.label, task=args.task,
+                      data_root=args.data_root,
+                      positive_label=tuple(args.positive_label))
+
+
+def dataset_name_from(data_root: str) -> str:
+  """A dataset name from the data folder's name: 'my-data/' -> 'my_data'."""
+  base = os.path.basename(os.path.normpath(data_root)) or 'dataset'
+  name = re.sub(r'[^a-z0-9_]+', '_', base.lower()).strip('_')
+  return name or 'dataset'
+
+
+def load_dataset_config(args: argparse.Namespace
+                        ) -> dataset_config.DatasetConfig:
+  """The committed (or given) dataset config the flags name."""
+  if args.dataset_config and args.dataset:
+    raise FlagError('Pass --dataset or --dataset-config, not both.')
+  if args.dataset_config:
+    return dataset_config.load(args.dataset_config)
+  return dataset_config.load_named(args.dataset or DEFAULT_DATASET)
+
+
+def gate_overrides(args: argparse.Namespace) -> Dict[str, Any]:
+  return {field: getattr(args, field) for field, _, _ in GATE_FLAGS.values()
+          if getattr(args, field, None) is not None}
+
+
 def build_config(args: argparse.Namespace, *, pipeline_root: str,
                  serving_model_dir: str, data_root: Optional[str] = None,
                  schema_path: Optional[str] = None,
-                 beam_pipeline_args: Sequence[str] = ()
+                 beam_pipeline_args: Sequence[str] = (),
+                 dataset: Optional[dataset_config.DatasetConfig] = None
                  ) -> config_lib.PipelineConfig:
-  """Builds the typed pipeline config from parsed common flags."""
-  dataset = features.get_dataset(args.dataset)
+  """Builds the typed pipeline config from parsed common flags.
+
+  Args:
+    args: Parsed flags (`add_common_flags`).
+    pipeline_root: Where artifacts go.
+    serving_model_dir: The Pusher's destination.
+    data_root: Overrides --data-root (cloud runners check it first).
+    schema_path: Overrides the schema beside the dataset config.
+    beam_pipeline_args: Args for every Beam-based component.
+    dataset: The dataset config; by default the one the flags name. A
+      zero-config run passes its drafts here once they exist.
+
+  Raises:
+    FlagError, dataset_config.DatasetConfigError, ValueError: Bad flags or
+      config; the message says which.
+  """
+  if dataset is None and args.label:
+    raise FlagError(
+        '--label (a zero-config run) drafts its dataset config on this '
+        'machine: run runners/local_runner.py --label ... first, commit the '
+        'drafts, then pass --dataset-config to this runner.')
+  dataset = dataset or load_dataset_config(args)
+  spec = dataset.spec
+  training = dict(dataset.training)
+  if args.train_steps is not None:
+    training['train_steps'] = args.train_steps
+  if args.per_replica_batch_size is not None:
+    training['per_replica_batch_size'] = args.per_replica_batch_size
   return config_lib.PipelineConfig(
-      pipeline_name=args.pipeline_name or f'tabular-{dataset.name}',
+      pipeline_name=args.pipeline_name or f'tabular-{spec.name}',
       pipeline_root=pipeline_root,
       data_root=data_root or args.data_root,
-      schema_path=schema_path or args.schema or schema_lib.schema_path(
-          dataset.name),
+      schema_path=schema_path or args.schema or dataset.schema_path,
       serving_model_dir=serving_model_dir,
-      dataset=dataset,
+      dataset=spec,
       training=config_lib.TrainingConfig(
-          train_steps=args.train_steps,
-          per_replica_batch_size=args.per_replica_batch_size,
+          **training,
           model=model_lib.ModelConfig(
               drop_all_features=args.drop_all_features)),
-      gate=config_lib.GateConfig(allowed_anomalies=tuple(args.allow_anomaly),
-                                 check_drift=args.check_drift),
+      gate=dataset.gate_config(**gate_overrides(args),
+                               allowed_anomalies=tuple(args.allow_anomaly),
+                               check_drift=args.check_drift),
       enable_cache=not args.no_cache,
       beam_pipeline_args=tuple(beam_pipeline_args))
 

@@ -1,6 +1,8 @@
 """Runs the pipeline on this machine: LocalDagRunner, SQLite MLMD, DirectRunner.
 
     python runners/local_runner.py --data-root data/taxi --output-dir outputs
+    python runners/local_runner.py --data-root DIR --label COLUMN \
+        --task {binary,multiclass,regression} --output-dir OUT
 """
 
 import argparse
@@ -19,7 +21,10 @@ def main(argv=None) -> int:
   from pipeline import flags as cli
   from pipeline.local import run as local_run
 
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(
+      description=__doc__.splitlines()[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog='\n'.join(__doc__.splitlines()[1:]))
   cli.add_common_flags(parser)
   parser.add_argument('--output-dir', default=str(cli.REPO_ROOT / 'outputs'),
                       help='Pipeline root, metadata DB and pushed models all '
@@ -34,14 +39,26 @@ def main(argv=None) -> int:
                       help='Show the full TFX and Beam logs.')
   args = parser.parse_args(argv)
   layout = cli.OutputLayout(os.path.abspath(args.output_dir))
-  config = cli.build_config(
-      args, pipeline_root=layout.pipeline_root,
-      serving_model_dir=layout.serving_model_dir,
-      beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
+
+  def config_for(dataset=None):
+    return cli.build_config(
+        args, pipeline_root=layout.pipeline_root,
+        serving_model_dir=layout.serving_model_dir, dataset=dataset,
+        beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
+
+  try:
+    draft = cli.draft_request(args)
+    # A zero-config run builds its configs once the data has been read.
+    config = None if draft else config_for()
+  except (ValueError, OSError) as e:
+    print(f'RUN FAILED: {e}', file=sys.stderr)
+    return 2
   return local_run.run(config, layout, verbose=args.verbose,
                        cpu_replicas=args.cpu_replicas,
-                       lock_timeout_s=args.lock_timeout)
+                       lock_timeout_s=args.lock_timeout, draft=draft,
+                       config_for=config_for if draft else None)
 
 
 if __name__ == '__main__':
   sys.exit(main())
+

@@ -7,6 +7,7 @@ the same files as a local run.
 import pathlib
 
 SCHEMA_FILE = 'schema.pbtxt'
+SCHEMA_ROOT = str(pathlib.Path(__file__).resolve().parent)
 
 
 def schema_path(dataset: str) -> str:
@@ -15,7 +16,7 @@ def schema_path(dataset: str) -> str:
   Raises:
     FileNotFoundError: No curated schema exists for that dataset.
   """
-  path = pathlib.Path(__file__).resolve().parent / dataset / SCHEMA_FILE
+  path = pathlib.Path(SCHEMA_ROOT) / dataset / SCHEMA_FILE
   if not path.is_file():
     raise FileNotFoundError(
         f'No curated schema for dataset {dataset!r} at {path}. Create '

@@ -50,8 +50,9 @@ from models import keras_choice
 from tests import installed_package
 
 if TYPE_CHECKING:
-  # Not imported at run time: it imports this module.
+  # Not imported at run time: they import this module.
   from tests import robustness
+  from tests import task_runs as task_runs_lib
 
 keras_choice.select_keras()
 
@@ -356,3 +357,26 @@ def _run_two_at_once(outputs: pathlib.Path, root: pathlib.Path
 def concurrent_runs(e2e_run) -> ConcurrentRuns:
   """The e2e fixture's two re-runs, started together (see `e2e_run`)."""
   return e2e_run.concurrent
+
+
+# --- The multiclass and regression tasks, in the background. -------------
+
+_TASK_RUNS_FIXTURE = 'task_runs'
+_background: List['task_runs_lib.BackgroundTaskRuns'] = []
+
+
+def pytest_collection_finish(session) -> None:
+  """Starts the task runs early when a selected test needs them."""
+  if any(_TASK_RUNS_FIXTURE in getattr(item, 'fixturenames', ())
+         for item in session.items):
+    from tests import task_runs as task_runs_lib  # pylint: disable=g-import-not-at-top
+    root = pathlib.Path(session.config._tmp_path_factory.mktemp('tasks'))  # pylint: disable=protected-access
+    _background.append(task_runs_lib.BackgroundTaskRuns(root).start())
+
+
+@pytest.fixture(scope='session')
+def task_runs() -> Dict[str, 'task_runs_lib.TaskRun']:
+  """The multiclass and regression runs, started at collection time."""
+  if not _background:
+    raise RuntimeError('pytest_collection_finish did not start the task runs')
+  return _background[0].result()

@@ -15,12 +15,13 @@ from pipeline.inspection import summary as run_summary
 PIPELINE_NAME = 'tabular-taxi'
 
 
-def summaries(metadata_path: str) -> List[run_summary.RunSummary]:
-  """Every run of the test pipeline in a store, oldest first."""
+def summaries(metadata_path: str, pipeline_name: str = PIPELINE_NAME
+              ) -> List[run_summary.RunSummary]:
+  """Every run of a pipeline in a store, oldest first."""
   store = run_model.open_store(metadata_path)
   return [run_summary.summarize(run_model.read_run(store, context,
-                                                   PIPELINE_NAME))
-          for context in run_model.run_contexts(store, PIPELINE_NAME)]
+                                                   pipeline_name))
+          for context in run_model.run_contexts(store, pipeline_name)]
 
 
 def tree_digest(root: pathlib.Path) -> Dict[str, str]:

@@ -34,6 +34,7 @@ from tfx.types import standard_artifacts
 from models import features
 from pipeline.components import anomaly_gate
 from pipeline.components import drift_gate
+from pipeline.definition import dataset_config
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import preflight as input_check
@@ -47,12 +48,13 @@ from tests.conftest import SAMPLE_DATA
 from tests.conftest import run_local_pipeline
 
 SCHEMA = schema_lib.schema_path('taxi')
+TAXI = dataset_config.load_named('taxi').spec
 # Components that must never run on data a gate rejected.
 TRAINING_AND_AFTER = ('Transform', 'Trainer', 'Evaluator', 'Pusher')
 
 
 def _check(folder: pathlib.Path, allowed=()) -> input_check.Report:
-  return input_check.check(str(folder), SCHEMA, features.TAXI, allowed)
+  return input_check.check(str(folder), SCHEMA, TAXI, allowed)
 
 
 def _rows(limit: int = 40) -> Tuple[List[str], List[List[str]]]:
@@ -284,7 +286,7 @@ def test_every_problem_is_listed_and_a_huge_bad_file_stays_cheap(tmp_path):
     row[fare] = 'n/a'
   robustness.write_csv(tmp_path / 'data.csv', header, rows)
   with pytest.raises(input_check.InputCheckError) as raised:
-    input_check.check(str(tmp_path), SCHEMA, features.TAXI, max_problems=5)
+    input_check.check(str(tmp_path), SCHEMA, TAXI, max_problems=5)
   error = raised.value
   # Stops collecting at the limit instead of listing 2,000 lines.
   assert [p.line for p in error.problems] == [2, 3, 4, 5, 6]
@@ -315,7 +317,7 @@ def test_expectations_come_from_schema_and_spec_not_taxi(tmp_path):
 
 
 def test_spec_column_missing_from_schema_is_a_config_error(tmp_path):
-  spec = dataclasses.replace(features.TAXI,
+  spec = dataclasses.replace(TAXI,
                              numeric_features=('trip_start_timestamp',
                                                'surge_multiplier'))
   with pytest.raises(input_check.InputCheckError,

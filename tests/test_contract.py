@@ -13,11 +13,11 @@ import pytest
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
 
-from models import features
+from pipeline.definition import dataset_config
 from tests import pipeline_state
 
 pytestmark = pytest.mark.e2e
-SPEC = features.TAXI
+SPEC = dataset_config.load_named('taxi').spec
 
 
 def _without(example: tf.train.Example, keys) -> bytes:

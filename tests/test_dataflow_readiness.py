@@ -45,12 +45,13 @@ from tfx_bsl.public import tfxio
 from models import features
 from models import preprocessing
 from pipeline.cloud import settings as cloud
+from pipeline.definition import dataset_config
 import schema as schema_lib
 from tests import installed_package
 from tests.conftest import load_runner
 
 SAMPLE_CSV = installed_package.REPO_ROOT / 'data' / 'taxi_sample' / 'data.csv'
-SPEC = features.TAXI
+SPEC = dataset_config.load_named('taxi').spec
 POOL_START_TIMEOUT_S = 180
 
 

@@ -233,7 +233,7 @@ def test_module_paths_resolve_from_the_installed_package(spec_off,
 def test_dataflow_args_on_exactly_the_beam_components(spec_on, spec_off):
   config = config_lib.PipelineConfig(
       pipeline_name='x', pipeline_root='gs://b/root', data_root='gs://b/data',
-      schema_path=cloud.container_schema_path('taxi'),
+      schema_path=cloud.container_schema_path(schema_lib.schema_path('taxi')),
       serving_model_dir='gs://b/serving')
   beam_components = {
       c.id for c in pipeline_lib.create_pipeline(config).components
@@ -323,7 +323,7 @@ def test_dockerfile_agrees_with_lock_setup_and_spec():
       rf'pip install .*--target {cloud.CONTAINER_PACKAGE_DIR} /tmp/build/src',
       instructions)
   assert f'ENV PYTHONPATH="{cloud.CONTAINER_PACKAGE_DIR}' in instructions
-  assert cloud.container_schema_path('taxi') in instructions
+  assert cloud.container_schema_path(schema_lib.schema_path('taxi')) in instructions
   ignored = {line.strip() for line in
              (REPO_ROOT / '.dockerignore').read_text().splitlines()
              if line.strip() and not line.startswith('#')}

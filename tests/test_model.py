@@ -70,3 +70,48 @@ def test_train_steps_are_exact_not_rounded_to_epochs(steps):
                                   verbose=0)
   assert int(model.optimizer.iterations.numpy()) == steps
   assert len(history.epoch) == -(-steps // train.STEPS_PER_EPOCH)
+
+
+def test_multiclass_head_outputs_a_distribution_over_the_classes():
+  head = model_lib.Head('multiclass', num_classes=4)
+  model = model_lib.build_model(DENSE, CATEGORICAL, head=head)
+  out = model(_batch(9)).numpy()
+  assert out.shape == (9, 4)
+  np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_multiclass_head_learns_which_class():
+  batch = _batch(512, seed=4)
+  labels = batch['payment_type_xf'][:, 0] % 3  # Class follows a category.
+  model = model_lib.build_model(
+      DENSE, CATEGORICAL, model_config.ModelConfig(dropout=0.0, l2=0.0,
+                                                   learning_rate=0.01),
+      model_lib.Head('multiclass', num_classes=3))
+  model.fit(batch, labels, epochs=15, batch_size=64, verbose=0)
+  predicted = model.predict(batch, verbose=0).argmax(axis=1)
+  assert np.mean(predicted == labels) > 0.97
+
+
+def test_regression_head_answers_in_the_label_units():
+  # Labels around 150 +- 75 (like a disease-progression score): the head
+  # starts at the training mean and learns a linear signal quickly.
+  batch = _batch(512, seed=5)
+  labels = (150 + 75 * batch['fare_xf'][:, 0]).astype(np.float32)
+  head = model_lib.Head('regression', num_classes=1,
+                        label_mean=float(labels.mean()),
+                        label_std=float(labels.std()))
+  model = model_lib.build_model(
+      DENSE, CATEGORICAL, model_config.ModelConfig(dropout=0.0, l2=0.0,
+                                                   learning_rate=0.01), head)
+  untrained = model(_batch(64, seed=6), training=False).numpy()
+  assert abs(float(untrained.mean()) - labels.mean()) < 75
+  model.fit(batch, labels, epochs=20, batch_size=64, verbose=0)
+  predicted = model.predict(batch, verbose=0)[:, 0]
+  assert np.sqrt(np.mean((predicted - labels) ** 2)) < 0.2 * labels.std()
+
+
+def test_heads_refuse_meaningless_shapes():
+  with pytest.raises(ValueError, match='>= 2 classes'):
+    model_lib.Head('multiclass', num_classes=1)
+  with pytest.raises(ValueError, match='label_std'):
+    model_lib.Head('regression', num_classes=1, label_std=0.0)

@@ -14,10 +14,11 @@ from tensorflow_transform.tf_metadata import schema_utils
 
 from models import features
 from models import preprocessing
+from pipeline.definition import dataset_config
 import schema as schema_lib
 from tests.conftest import SAMPLE_DATA
 
-SPEC = features.TAXI
+SPEC = dataset_config.load_named('taxi').spec
 N_ROWS = 8
 
 
@@ -139,3 +140,41 @@ def test_gaps_do_not_shift_the_numeric_statistics(transformed):
   expected = (present - present.mean()) / present.std()
   got = np.array([o['trip_seconds_xf'] for o in outputs[:-1]])
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def _label_spec(task, **kwargs):
+  return features.DatasetSpec(name='t', label_key='y', task=task,
+                              numeric_features=('x',), **kwargs)
+
+
+def test_multiclass_label_becomes_the_class_index():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  spec = _label_spec('multiclass', label_classes=('barolo', 'barbera', 'x'))
+  raw = tf.constant([['barbera'], ['barolo'], ['x'], ['unknown']])
+  index = preprocessing.transform_label(raw, spec).numpy()
+  assert index.tolist() == [1, 0, 2, -1]
+
+
+def test_integer_multiclass_labels_match_their_text():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  spec = _label_spec('multiclass', label_classes=('0', '1', '2'))
+  raw = tf.SparseTensor(indices=[[0, 0], [1, 0], [2, 0]],
+                        values=tf.constant([2, 0, 1], tf.int64),
+                        dense_shape=[3, 1])
+  assert preprocessing.transform_label(raw, spec).numpy().tolist() == [2, 0, 1]
+
+
+def test_binary_string_label_uses_the_positive_value():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  spec = _label_spec('binary', label_positive_values=('M',),
+                     label_classes=('B', 'M'))
+  raw = tf.constant([['M'], ['B'], ['M']])
+  assert preprocessing.transform_label(raw, spec).numpy().tolist() == [1, 0, 1]
+
+
+def test_regression_label_stays_a_number():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  raw = tf.constant([[151], [75]], tf.int64)
+  values = preprocessing.transform_label(raw, _label_spec('regression'))
+  assert values.dtype == tf.float32
+  assert values.numpy().tolist() == [151.0, 75.0]

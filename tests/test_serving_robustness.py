@@ -16,11 +16,12 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
+from pipeline.definition import dataset_config
 import schema as schema_lib
 from tests import pipeline_state
 
 pytestmark = pytest.mark.e2e
-SPEC = features.TAXI
+SPEC = dataset_config.load_named('taxi').spec
 
 
 def _schema() -> schema_pb2.Schema:

@@ -258,14 +258,26 @@ def dataflow_settings(args: argparse.Namespace,
       max_num_workers=_parse_workers(args.max_num_workers))
 
 
-def container_schema_path(dataset: str) -> str:
-  """Path of the curated schema inside the pipeline image.
+def container_schema_path(local_schema: str) -> str:
+  """Path of a curated schema inside the pipeline image.
 
   The schema is package data, so inside the image it sits at the same place
-  relative to the installed package as it does in this checkout.
+  relative to the installed package as it does in this checkout. A schema
+  outside the package is not in the image.
+
+  Raises:
+    CloudConfigError: The schema is not package data.
   """
-  local = pathlib.Path(schema_lib.schema_path(dataset))
-  relative = local.relative_to(pathlib.Path(schema_lib.__file__).parent.parent)
+  local = pathlib.Path(local_schema).resolve()
+  package_root = pathlib.Path(schema_lib.__file__).resolve().parent.parent
+  try:
+    relative = local.relative_to(package_root)
+  except ValueError as e:
+    raise CloudConfigError(
+        f'The curated schema {local_schema} is not inside the project, so the '
+        'pipeline image does not hold it. Commit the dataset config and '
+        'schema under schema/<name>/ and rebuild the image, or pass --schema '
+        'gs://...') from e
   return str(pathlib.PurePosixPath(CONTAINER_PACKAGE_DIR, *relative.parts))
 
 
@@ -330,12 +342,13 @@ def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
         f'where only gs:// paths and paths under {CONTAINER_PACKAGE_DIR} '
         'exist. Leave it out to use the schema shipped in the image.')
   pipeline_root = require_gcs('--pipeline-root', args.pipeline_root)
+  dataset = cli.load_dataset_config(args)
   config = cli.build_config(
-      args, pipeline_root=pipeline_root,
+      args, pipeline_root=pipeline_root, dataset=dataset,
       serving_model_dir=(args.serving_model_dir or
                          pipeline_root.rstrip('/') + '/serving_model'),
       data_root=require_gcs('--data-root', args.data_root, DATA_HINT),
-      schema_path=args.schema or container_schema_path(args.dataset))
+      schema_path=args.schema or container_schema_path(dataset.schema_path))
   if not args.use_dataflow:
     return config
   return with_dataflow(config,

@@ -20,13 +20,28 @@ from models import model_config as model_lib
 class GateConfig:
   """What a model must achieve on the held-out test split to be blessed.
 
+  Which thresholds apply depends on the task (`models.features.TASKS`):
+
+  * binary: `min_auc`, and the accuracy lift over the majority class;
+  * multiclass: the accuracy lift over the majority class;
+  * regression: R-squared, the share of the variance around the test mean
+    that the model explains (0 for any constant prediction).
+
+  Lift and R-squared are judged by the lower end of a one-sided confidence
+  interval at `confidence`, not by the point value, so a constant model can
+  never pass and a small test split needs a clear signal to pass. That
+  replaces a fixed minimum test size, which made small datasets unblessable.
+
   Attributes:
-    min_auc: Lowest acceptable AUC.
-    min_accuracy_lift: Accuracy must exceed the majority-class rate of the
-      test rows by more than this; a constant model has lift 0.
+    min_auc: Binary only: lowest acceptable AUC.
+    min_accuracy_lift: Classification: the lift's lower confidence bound must
+      exceed this; a constant model's lift is 0 or less.
+    min_r_squared: Regression: R-squared's lower confidence bound must exceed
+      this; a constant model's R-squared is 0 or less.
+    confidence: One-sided confidence level of those lower bounds.
     min_example_count: Refuse to bless a model judged on fewer test rows.
-    max_auc_drop: Largest AUC decrease allowed against the latest blessed
-      model.
+    max_metric_drop: Largest decrease of the task's primary metric (AUC,
+      accuracy or R-squared) allowed against the latest blessed model.
     allowed_anomalies: ExampleValidator anomaly types (e.g.
       'ENUM_TYPE_UNEXPECTED_STRING_VALUES') that do not stop the run.
     check_drift: Also stop the run when the training statistics drifted from
@@ -34,10 +49,12 @@ class GateConfig:
       (DriftGate). Local and Dataflow orchestration only for now: its baseline
       resolver uses a strategy KubeflowV2DagRunner does not compile.
   """
-  min_auc: float = 0.90
-  min_accuracy_lift: float = 0.02
-  min_example_count: int = 100
-  max_auc_drop: float = 0.01
+  min_auc: float = 0.70
+  min_accuracy_lift: float = 0.0
+  min_r_squared: float = 0.0
+  confidence: float = 0.95
+  min_example_count: int = 10
+  max_metric_drop: float = 0.01
   allowed_anomalies: Tuple[str, ...] = ()
   check_drift: bool = False
 
@@ -47,10 +64,22 @@ class GateConfig:
     if self.min_accuracy_lift < 0:
       raise ValueError('min_accuracy_lift must be >= 0, got '
                        f'{self.min_accuracy_lift}.')
+    if not 0 <= self.min_r_squared < 1:
+      raise ValueError('min_r_squared must be in [0, 1), got '
+                       f'{self.min_r_squared}.')
+    if not 0.5 <= self.confidence < 1:
+      raise ValueError('confidence must be in [0.5, 1), got '
+                       f'{self.confidence}.')
     if self.min_example_count < 1:
       raise ValueError('min_example_count must be >= 1.')
-    if self.max_auc_drop < 0:
-      raise ValueError('max_auc_drop must be >= 0.')
+    if self.max_metric_drop < 0:
+      raise ValueError('max_metric_drop must be >= 0.')
+
+
+# The thresholds a dataset config (and a flag) may set; the rest of
+# GateConfig is per run.
+GATE_THRESHOLDS = ('min_auc', 'min_accuracy_lift', 'min_r_squared',
+                   'confidence', 'min_example_count', 'max_metric_drop')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +150,7 @@ class PipelineConfig:
   data_root: str
   schema_path: str
   serving_model_dir: str
-  dataset: features.DatasetSpec = features.TAXI
+  dataset: features.DatasetSpec
   training: TrainingConfig = TrainingConfig()
   gate: GateConfig = GateConfig()
   splits: SplitConfig = SplitConfig()

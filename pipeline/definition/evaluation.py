@@ -1,27 +1,60 @@
-"""TFMA EvalConfig: the metrics, slices and blessing thresholds.
+"""TFMA EvalConfig: the metrics, slices and blessing thresholds of a task.
 
-The gate combines a ranking metric (AUC) with a decision metric (accuracy
-lift over the majority class at threshold 0.5). A model that ranks well but
-classifies like a constant, or a constant model on imbalanced data, fails.
+Every task is gated on how much the model beats the best constant answer on
+the test rows, judged by the lower end of a confidence interval (see
+`models.metrics`), so a constant model is never blessed and a small test
+split needs a clear signal:
+
+* binary: AUC (ranking) plus the accuracy lift over the majority class at
+  threshold 0.5 (decisions);
+* multiclass: the accuracy lift over the majority class; per-class precision
+  and recall are reported;
+* regression: R-squared, the share of the variance around the test mean the
+  model explains; RMSE and MAE are reported.
+
+The task's primary metric (AUC, accuracy, R-squared) may also not drop by
+more than `max_metric_drop` against the latest blessed model.
 """
 
 from __future__ import annotations
 
+import json
 from typing import List
 
 import tensorflow_model_analysis as tfma
 
 from models import features
 from models import metrics as custom_metrics
+from models import signatures
 from pipeline.definition import config as config_lib
 
 METRICS_MODULE = custom_metrics.__name__
 TEST_SPLIT = 'test'
+# TFMA's lower bounds are inclusive; a tiny epsilon makes "bound > margin"
+# strict, so a margin of 0 still rejects a constant model.
+_STRICT = 1e-9
+PRIMARY_METRIC = {
+    features.BINARY: 'auc',
+    features.MULTICLASS: custom_metrics.ACCURACY_NAME,
+    features.REGRESSION: custom_metrics.R_SQUARED_NAME,
+}
 
 
 def _lower_bound(value: float) -> tfma.MetricThreshold:
   return tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(lower_bound={'value': value}))
+
+
+def _no_drop(gate: config_lib.GateConfig,
+             value_threshold: float = None) -> tfma.MetricThreshold:
+  """No worse than the baseline by more than `max_metric_drop`."""
+  threshold = tfma.MetricThreshold(
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={'value': -gate.max_metric_drop}))
+  if value_threshold is not None:
+    threshold.value_threshold.lower_bound.value = value_threshold
+  return threshold
 
 
 def _overall_only(threshold: tfma.MetricThreshold
@@ -32,42 +65,78 @@ def _overall_only(threshold: tfma.MetricThreshold
                                        threshold=threshold)]
 
 
+def _custom(class_name: str, gate: config_lib.GateConfig,
+            threshold: tfma.MetricThreshold = None) -> tfma.MetricConfig:
+  config = tfma.MetricConfig(
+      class_name=class_name, module=METRICS_MODULE,
+      config=json.dumps({'confidence': gate.confidence}))
+  if threshold is not None:
+    config.per_slice_thresholds.extend(_overall_only(threshold))
+  return config
+
+
+def _metric_configs(spec: features.DatasetSpec,
+                    gate: config_lib.GateConfig) -> List[tfma.MetricsSpec]:
+  count = tfma.MetricConfig(
+      class_name='ExampleCount',
+      per_slice_thresholds=_overall_only(
+          _lower_bound(gate.min_example_count)))
+  lift = [
+      _custom('AccuracyLiftLowerBound', gate,
+              _lower_bound(gate.min_accuracy_lift + _STRICT)),
+      _custom('AccuracyLiftOverMajority', gate),
+      _custom('MajorityClassRate', gate),
+  ]
+  if spec.task == features.BINARY:
+    return [tfma.MetricsSpec(metrics=[
+        count,
+        tfma.MetricConfig(class_name='AUC', per_slice_thresholds=_overall_only(
+            _no_drop(gate, gate.min_auc))),
+        tfma.MetricConfig(class_name='BinaryAccuracy'),
+        *lift,
+        tfma.MetricConfig(class_name='Precision'),
+        tfma.MetricConfig(class_name='Recall'),
+        tfma.MetricConfig(class_name='BinaryCrossentropy'),
+        tfma.MetricConfig(class_name='CalibrationPlot'),
+        tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+    ])]
+  if spec.task == features.MULTICLASS:
+    per_class = tfma.BinarizationOptions(
+        class_ids={'values': list(range(len(spec.classes)))})
+    return [
+        tfma.MetricsSpec(metrics=[
+            count,
+            _custom('Accuracy', gate, _no_drop(gate)),
+            *lift,
+            tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+        ]),
+        # One-vs-rest metrics for each class, keyed by class id.
+        tfma.MetricsSpec(binarize=per_class, metrics=[
+            tfma.MetricConfig(class_name='Precision'),
+            tfma.MetricConfig(class_name='Recall'),
+        ]),
+    ]
+  return [tfma.MetricsSpec(metrics=[
+      count,
+      _custom('RSquaredLowerBound', gate,
+              _lower_bound(gate.min_r_squared + _STRICT)),
+      _custom('RSquared', gate, _no_drop(gate)),
+      _custom('RootMeanSquaredError', gate),
+      _custom('MeanAbsoluteError', gate),
+      _custom('LabelMean', gate),
+  ])]
+
+
 def eval_config(spec: features.DatasetSpec,
                 gate: config_lib.GateConfig) -> tfma.EvalConfig:
   """Builds the Evaluator's config from the dataset spec and gate settings."""
-  auc_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(
-          lower_bound={'value': gate.min_auc}),
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={'value': -gate.max_auc_drop}))
-  # TFMA's lower bounds are inclusive; a tiny epsilon makes "lift > margin"
-  # strict, so a margin of 0 still rejects a constant model.
-  lift_threshold = _lower_bound(gate.min_accuracy_lift + 1e-9)
-  metric_configs = [
-      tfma.MetricConfig(
-          class_name='ExampleCount',
-          per_slice_thresholds=_overall_only(
-              _lower_bound(gate.min_example_count))),
-      tfma.MetricConfig(class_name='AUC',
-                        per_slice_thresholds=_overall_only(auc_threshold)),
-      tfma.MetricConfig(class_name='BinaryAccuracy'),
-      tfma.MetricConfig(class_name='AccuracyLiftOverMajority',
-                        module=METRICS_MODULE,
-                        per_slice_thresholds=_overall_only(lift_threshold)),
-      tfma.MetricConfig(class_name='MajorityClassRate', module=METRICS_MODULE),
-      tfma.MetricConfig(class_name='Precision'),
-      tfma.MetricConfig(class_name='Recall'),
-      tfma.MetricConfig(class_name='BinaryCrossentropy'),
-      tfma.MetricConfig(class_name='CalibrationPlot'),
-      tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
-  ]
   slicing_specs = [tfma.SlicingSpec()] + [
       tfma.SlicingSpec(feature_keys=[key]) for key in spec.slice_features]
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name='serving_default',
+          prediction_key=signatures.prediction_key(spec.task),
           label_key=spec.transformed_label_key,
           preprocessing_function_names=['transform_features'])],
-      metrics_specs=[tfma.MetricsSpec(metrics=metric_configs)],
+      metrics_specs=_metric_configs(spec, gate),
       slicing_specs=slicing_specs)

@@ -58,6 +58,7 @@ def create_pipeline(
     config: config_lib.PipelineConfig,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
+    profile_only: bool = False,
 ) -> tfx.dsl.Pipeline:
   """Wires the components.
 
@@ -65,6 +66,10 @@ def create_pipeline(
     config: Paths, dataset spec, training and gate settings.
     metadata_connection_config: MLMD connection; None lets the orchestrator
       provide it (Kubeflow / Vertex).
+    profile_only: Only ExampleGen, StatisticsGen and SchemaGen: what a
+      zero-config run needs to draft its schema and dataset config. They are
+      the very components of the full pipeline, so its run that follows
+      reuses them from the cache.
 
   Returns:
     The TFX pipeline.
@@ -89,6 +94,9 @@ def create_pipeline(
   schema_gen = tfx.components.SchemaGen(
       statistics=statistics_gen.outputs['statistics'],
       infer_feature_shape=True).with_id(SCHEMA_GEN)
+  if profile_only:
+    return _pipeline(config, [example_gen, statistics_gen, schema_gen],
+                     metadata_connection_config)
   import_schema_gen = tfx.components.ImportSchemaGen(
       schema_file=config.schema_path).with_id(IMPORT_SCHEMA_GEN)
 
@@ -156,6 +164,12 @@ def create_pipeline(
     drift_gate.add_to_pipeline(
         components, statistics_gen, import_schema_gen, after=gate,
         before=transform, allowed_anomaly_types=config.gate.allowed_anomalies)
+  return _pipeline(config, components, metadata_connection_config)
+
+
+def _pipeline(config: config_lib.PipelineConfig, components: list,
+              metadata_connection_config: Optional[
+                  metadata_store_pb2.ConnectionConfig]) -> tfx.dsl.Pipeline:
   for component in components:
     extra = (config.component_beam_args or {}).get(component.id)
     if extra:

@@ -56,9 +56,20 @@ LATEST_REPORT = 'report.html'
 TEMPLATE = 'report.html.j2'
 # Columns of the slice table and the headline chips, in order; the gate's
 # metrics first.
-SLICE_METRICS = ('auc', 'binary_accuracy', custom_metrics.ACCURACY_LIFT_NAME,
-                 custom_metrics.MAJORITY_RATE_NAME, 'precision', 'recall',
-                 'example_count')
+SLICE_METRICS = (
+    'auc', 'binary_accuracy', custom_metrics.ACCURACY_NAME,
+    custom_metrics.ACCURACY_LIFT_NAME, custom_metrics.LIFT_LOWER_BOUND_NAME,
+    custom_metrics.MAJORITY_RATE_NAME, custom_metrics.R_SQUARED_NAME,
+    custom_metrics.R_SQUARED_LOWER_BOUND_NAME, custom_metrics.RMSE_NAME,
+    custom_metrics.MAE_NAME, 'precision', 'recall', 'example_count')
+
+
+def metric_columns(metrics: Mapping[str, float]) -> Tuple[str, ...]:
+  """The known metrics a run has, in SLICE_METRICS order, then per class."""
+  known = [m for m in SLICE_METRICS if m in metrics]
+  per_class = sorted(m for m in metrics
+                     if '[class ' in m and not m.endswith('_diff'))
+  return tuple(known + per_class)
 OVERALL = run_summary.OVERALL
 NOT_CHECKED = 'not checked: no blessed baseline yet'
 # The TFX Evaluator's model names when it compares with a baseline.
@@ -479,14 +490,14 @@ def _evaluation_view(summary: run_summary.RunSummary) -> EvaluationView:
     baseline_rows = tuple(
         BaselineRow(name, overall.get(name), baseline.get(name),
                     overall.get(f'{name}_diff'))
-        for name in SLICE_METRICS if name in overall)
+        for name in metric_columns(overall))
   return EvaluationView(
       thresholds=threshold_rows(eval_config,
                                 tfma.load_validation_result(uri), overall,
                                 summary.slice_metrics),
       blessing_reason=summary.blessing_reason,
       baseline=baseline_rows,
-      columns=tuple(m for m in SLICE_METRICS if m in overall),
+      columns=metric_columns(overall),
       slices=slice_rows(overall, summary.slice_metrics))
 
 

@@ -41,9 +41,17 @@ from pipeline.definition import pipeline as pipeline_ids
 from pipeline.inspection import run_model
 from pipeline.inspection import schema_diff
 
-HEADLINE_METRICS = ('auc', 'binary_accuracy', evaluation.custom_metrics
-                    .MAJORITY_RATE_NAME, evaluation.custom_metrics
-                    .ACCURACY_LIFT_NAME, 'precision', 'recall', 'example_count')
+_METRICS = evaluation.custom_metrics
+# Shown when present, in this order; each task produces its own subset.
+HEADLINE_METRICS = (
+    'auc', 'binary_accuracy', _METRICS.ACCURACY_NAME,
+    _METRICS.MAJORITY_RATE_NAME, _METRICS.ACCURACY_LIFT_NAME,
+    _METRICS.LIFT_LOWER_BOUND_NAME, _METRICS.R_SQUARED_NAME,
+    _METRICS.R_SQUARED_LOWER_BOUND_NAME, _METRICS.RMSE_NAME, _METRICS.MAE_NAME,
+    _METRICS.LABEL_MEAN_NAME, 'precision', 'recall', 'example_count')
+# The metrics compared with the baseline and shown per slice.
+PRIMARY_METRICS = ('auc', 'binary_accuracy', _METRICS.ACCURACY_NAME,
+                   _METRICS.R_SQUARED_NAME, _METRICS.RMSE_NAME)
 MAX_SLICES_SHOWN = 6
 # TFX Evaluator's name for the model under evaluation when a baseline exists.
 CANDIDATE = 'candidate'
@@ -180,6 +188,14 @@ def slice_name(slice_key: Tuple) -> str:
   return ', '.join(f'{k}={v}' for k, v in slice_key)
 
 
+def metric_name(key) -> str:
+  """'auc', 'auc_diff', or 'precision[class 2]' for a per-class metric."""
+  name = key.name
+  if key.HasField('sub_key') and key.sub_key.HasField('class_id'):
+    name += f'[class {key.sub_key.class_id.value}]'
+  return name + ('_diff' if key.is_diff else '')
+
+
 def read_metrics(evaluation_uri: str, model_name: str = CANDIDATE
                  ) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
   """Returns overall metrics and metrics per slice from an Evaluator output.
@@ -200,7 +216,7 @@ def read_metrics(evaluation_uri: str, model_name: str = CANDIDATE
     for entry in record.metric_keys_and_values:
       if entry.key.model_name not in ('', model_name):
         continue
-      name = entry.key.name + ('_diff' if entry.key.is_diff else '')
+      name = metric_name(entry.key)
       if entry.value.HasField('double_value'):
         values[name] = entry.value.double_value.value
       elif entry.value.HasField('bounded_value'):
@@ -260,8 +276,12 @@ def format_summary(summary: RunSummary) -> str:
     shown = [f'{k}={summary.metrics[k]:.4f}' for k in HEADLINE_METRICS
              if k in summary.metrics and not math.isnan(summary.metrics[k])]
     lines.append('Eval metrics (test split): ' + ', '.join(shown))
+    per_class = [f'{k}={v:.4f}' for k, v in summary.metrics.items()
+                 if '[class ' in k and not k.endswith('_diff')]
+    if per_class:
+      lines.append('  per class: ' + ', '.join(per_class))
     diffs = [f'{k}={summary.metrics[k + "_diff"]:+.4f}'
-             for k in ('auc', 'binary_accuracy')
+             for k in PRIMARY_METRICS
              if k + '_diff' in summary.metrics]
     if diffs:
       lines.append('  vs latest blessed model: ' + ', '.join(diffs))
@@ -270,7 +290,7 @@ def format_summary(summary: RunSummary) -> str:
   for name, values in largest[:MAX_SLICES_SHOWN]:
     # AUC is undefined on a slice that holds a single class.
     single_class = values.get(evaluation.custom_metrics.MAJORITY_RATE_NAME) == 1
-    shown = [f'{k}={values[k]:.4f}' for k in ('auc', 'binary_accuracy')
+    shown = [f'{k}={values[k]:.4f}' for k in PRIMARY_METRICS
              if k in values and not math.isnan(values[k]) and
              not (k == 'auc' and single_class)]
     lines.append(f"  slice {name}: n={values.get('example_count', 0):.0f} "

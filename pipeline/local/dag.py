@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
+from typing import Optional
 
+from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import v1 as tfx
 
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
+from pipeline.definition import dataset_config
 from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
+from pipeline.local import drafting
 from pipeline.local import progress
+import schema as schema_lib
+
+DRAFT_DIR = 'draft'
 
 
 def sqlite_config(path: str) -> metadata_store_pb2.ConnectionConfig:
@@ -37,8 +46,99 @@ def simulate_cpu_devices(count: int) -> None:
       cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
 
 
+def _run_dag(pipeline: tfx.dsl.Pipeline, layout: cli.OutputLayout
+             ) -> Optional[Exception]:
+  """Runs a pipeline with progress lines; returns its error, if any."""
+  # One line per component start and finish, read from MLMD as it goes.
+  watcher = progress.ProgressPrinter(
+      layout.metadata_path, pipeline.pipeline_info.pipeline_name,
+      total=len(pipeline.components)).start()
+  try:
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+  except Exception as e:  # pylint: disable=broad-except
+    # Reported by the caller, after the summary of what did run.
+    return e
+  finally:
+    watcher.stop()
+  return None
+
+
+def draft_dataset(config: config_lib.PipelineConfig,
+                  layout: cli.OutputLayout, draft: cli.DraftRequest
+                  ) -> dataset_config.DatasetConfig:
+  """Profiles the data and writes the draft schema and dataset config.
+
+  Runs ExampleGen, StatisticsGen and SchemaGen (the full run reuses them
+  from the cache), so the drafts describe the data exactly as ExampleGen
+  encodes it, empty cells included.
+
+  Returns:
+    The drafted config, read back from the file it was written to.
+  """
+  print('Zero-config run: profiling the data to draft a schema and a '
+        'dataset config.', flush=True)
+  error = _run_dag(pipeline_lib.create_pipeline(
+      config, sqlite_config(layout.metadata_path), profile_only=True), layout)
+  if error is not None:
+    raise RuntimeError(f'profiling the data failed: {error}') from error
+  run = run_model.find_run(run_model.open_store(layout.metadata_path),
+                           config.pipeline_name)
+  stats_by_split = run_summary.load_statistics(
+      run.component(pipeline_lib.STATISTICS_GEN).output('statistics'))
+  statistics = statistics_pb2.DatasetFeatureStatisticsList()
+  for split, split_stats in sorted(stats_by_split.items()):
+    for dataset in split_stats.datasets:
+      statistics.datasets.add().CopyFrom(dataset)
+      statistics.datasets[-1].name = split
+  inferred = run_summary.load_schema(
+      run.component(pipeline_lib.SCHEMA_GEN).output('schema'))
+  result = drafting.draft(statistics, inferred, name=draft.name,
+                          label=draft.label, task=draft.task,
+                          positive_label=draft.positive_label)
+  folder = os.path.join(layout.root, DRAFT_DIR)
+  config_path = os.path.join(folder, dataset_config.CONFIG_FILE)
+  schema_path = os.path.join(folder, schema_lib.SCHEMA_FILE)
+  _keep_previous(config_path)
+  _keep_previous(schema_path)
+  dataset_config.dump(result.config, config_path, header=(
+      f'Drafted from {config.data_root} by a zero-config run.\n'
+      'Review it, then commit it with schema.pbtxt (docs/own-data.md).'))
+  with open(schema_path, 'w', encoding='utf-8') as f:
+    f.write(text_format.MessageToString(result.schema))
+  drafted = dataset_config.load(config_path)
+  print(describe_draft(drafted), flush=True)
+  print(f'Draft dataset config: {config_path}\nDraft schema: {schema_path}',
+        flush=True)
+  return drafted
+
+
+def describe_draft(drafted: dataset_config.DatasetConfig) -> str:
+  """One line per column: its treatment and why."""
+  spec = drafted.spec
+  lines = [f'Label {spec.label_key!r}, task {spec.task}' + (
+      f', classes {", ".join(spec.classes)}' if spec.is_classification
+      else '')]
+  groups = {c: group for group, field in dataset_config.GROUPS.items()
+            for c in getattr(spec, field)}
+  groups.update({c: 'ignored' for c in spec.excluded_columns})
+  for column, group in groups.items():
+    note = drafted.notes.get(column, '')
+    lines.append(f'  {column:<28} {group:<20} {note}'.rstrip())
+  return '\n'.join(lines)
+
+
+def _keep_previous(path: str) -> None:
+  """An earlier draft (maybe hand-edited) is renamed, never overwritten."""
+  if os.path.exists(path):
+    os.replace(path, path + '.previous')
+
+
 def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
-            cpu_replicas: int = 0) -> int:
+            cpu_replicas: int = 0,
+            draft: Optional[cli.DraftRequest] = None,
+            config_for: Optional[Callable[[dataset_config.DatasetConfig],
+                                          config_lib.PipelineConfig]] = None
+            ) -> int:
   """Runs the DAG, then prints the summary and writes the report.
 
   Returns:
@@ -47,20 +147,15 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   if cpu_replicas > 1:
     simulate_cpu_devices(cpu_replicas)
   os.makedirs(layout.root, exist_ok=True)
+  if draft is not None:
+    try:
+      config = config_for(draft_dataset(config, layout, draft))
+    except (RuntimeError, ValueError) as e:
+      print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
+      return 1
   pipeline = pipeline_lib.create_pipeline(
       config, sqlite_config(layout.metadata_path))
-  error = None
-  # One line per component start and finish, read from MLMD as it goes.
-  watcher = progress.ProgressPrinter(
-      layout.metadata_path, config.pipeline_name,
-      total=len(pipeline.components)).start()
-  try:
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-  except Exception as e:  # pylint: disable=broad-except
-    # Report below, after the summary of what did run; never swallow.
-    error = e
-  finally:
-    watcher.stop()
+  error = _run_dag(pipeline, layout)
   try:
     run = run_model.find_run(run_model.open_store(layout.metadata_path),
                              config.pipeline_name)

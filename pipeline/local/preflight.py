@@ -10,6 +10,21 @@ Nothing here is specific to one dataset: expected columns and their types
 come from the curated schema and the `DatasetSpec`. Distribution problems
 (missing values, out-of-range numbers, unseen categories, drift) are left to
 ExampleValidator and the anomaly gate, which see the whole dataset.
+
+Two modes:
+
+- `check`: a curated dataset. The schema says which columns exist and which
+  hold numbers; the `DatasetSpec` says which are required.
+- `check_without_schema`: a zero-code dataset (`--label COL --task T`) whose
+  schema is drafted later from statistics. Only the CSV structure is checked
+  and every header column is accepted.
+
+Both check the label against the task (`LabelRule`): present in every row,
+two values for binary, numbers for regression, enough rows of each class for
+multiclass. The label is the one column a wrong value cannot be imputed for,
+and a bad one otherwise surfaces only as a Transform or Trainer failure, or a
+model that trains on nothing. Label values are tallied while streaming, with
+a cap on distinct values, so memory stays bounded on any input size.
 """
 
 from __future__ import annotations
@@ -38,6 +53,19 @@ NEW_COLUMN_ANOMALY = 'SCHEMA_NEW_COLUMN'
 DEFAULT_MAX_PROBLEMS = 20
 # Exit code of a run refused by this check (1 is a failed pipeline run).
 EXIT_CODE = 3
+# Fewest rows a multiclass label value may have. ExampleGen's hash split
+# (SplitConfig 8/1/1) sends about 1 row in 10 to test and 1 in 10 to eval,
+# and the model can only learn a class it has examples of in train. With 10
+# rows a class expects 8 in train (all 10 miss train with probability
+# 0.2**10, about 1e-7) and 1 in test, so the Evaluator has a chance to score
+# it. It is a floor that catches typos and near-empty classes ('Adelie ' next
+# to 'Adelie'), not a promise of useful per-class metrics.
+MIN_ROWS_PER_CLASS = 10
+# Distinct label values tallied at most. Keeps memory bounded on a column
+# that is no class label at all (an ID, free text); passing it is refused.
+MAX_DISTINCT_LABELS = 10_000
+# How many lines, values or classes one message or summary lists.
+_LISTED = 5
 _INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
 _BOM = '\ufeff'
 
@@ -74,8 +102,72 @@ class InputCheckError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class LabelRule:
+  """What the label column must hold for the task.
+
+  Attributes:
+    label_key: The label column.
+    task: One of `features.TASKS`.
+    positive_values: Binary only: the label values that mean "positive".
+      Leave empty when the label holds 0/1.
+    classes: Multiclass only: every allowed label value (a curated dataset
+      config). Empty accepts any value, as a zero-code run does.
+    min_rows_per_class: Multiclass: the fewest rows a class may have.
+  """
+  label_key: str
+  task: str
+  positive_values: Tuple[str, ...] = ()
+  classes: Tuple[str, ...] = ()
+  min_rows_per_class: int = MIN_ROWS_PER_CLASS
+
+  def __post_init__(self) -> None:
+    # Flags and YAML hand over lists; keep the frozen rule hashable.
+    object.__setattr__(self, 'positive_values', tuple(self.positive_values))
+    object.__setattr__(self, 'classes', tuple(self.classes))
+    if not self.label_key:
+      raise ValueError('LabelRule needs a label column; pass --label COLUMN.')
+    if self.task not in features.TASKS:
+      raise ValueError(f'LabelRule for {self.label_key!r}: task must be one of '
+                       f'{", ".join(features.TASKS)}, got {self.task!r}.')
+    if self.positive_values and self.task != features.BINARY:
+      raise ValueError(
+          f'LabelRule for {self.label_key!r}: positive values only apply to '
+          f'a binary task, not {self.task}; drop --positive-label.')
+    if self.classes and self.task != features.MULTICLASS:
+      raise ValueError(
+          f'LabelRule for {self.label_key!r}: classes only apply to a '
+          f'multiclass task, not {self.task}.')
+    if self.min_rows_per_class < 1:
+      raise ValueError(
+          f'LabelRule for {self.label_key!r}: min_rows_per_class must be at '
+          f'least 1, got {self.min_rows_per_class}.')
+
+  @classmethod
+  def from_spec(cls, spec: features.DatasetSpec) -> 'LabelRule':
+    """The rule a DatasetSpec implies.
+
+    A binary spec's `label_classes` only name the scores (negative,
+    positive); the label values themselves are 0/1 or
+    `label_positive_values`, so only a multiclass spec restricts values.
+    """
+    return cls(
+        label_key=spec.label_key, task=spec.task,
+        positive_values=spec.label_positive_values,
+        classes=(spec.label_classes
+                 if spec.task == features.MULTICLASS else ()))
+
+  @property
+  def is_classification(self) -> bool:
+    return self.task != features.REGRESSION
+
+
+@dataclasses.dataclass(frozen=True)
 class Expectations:
-  """What the data folder must look like, from schema and DatasetSpec."""
+  """What the data folder must look like, from schema and DatasetSpec.
+
+  `schema_path` is '' when there is no curated schema yet: then `types` is
+  empty, the label is the only required column, and any column is accepted.
+  """
   schema_path: str
   # Column -> 'INT' / 'FLOAT' / 'BYTES' for every schema feature.
   types: Dict[str, str]
@@ -86,22 +178,59 @@ class Expectations:
   def known(self) -> FrozenSet[str]:
     return frozenset(self.types)
 
+  @property
+  def curated(self) -> bool:
+    return bool(self.schema_path)
+
+  @classmethod
+  def without_schema(cls, label_key: str) -> 'Expectations':
+    """Structure checks only: the label is required, any column accepted."""
+    return cls(schema_path='', types={}, required=frozenset({label_key}),
+               label_key=label_key)
+
 
 @dataclasses.dataclass
 class Report:
-  """What a clean folder contained."""
+  """What a clean folder contained.
+
+  Attributes:
+    files: The files read, sorted.
+    rows: Data rows in all files.
+    columns: The header.
+    extra_columns: Columns the curated schema does not know, allow-listed.
+    label: The rule the label passed; None when no label rule was applied.
+    label_counts: Classification: label value (as text) -> rows, most
+      frequent first. {} for regression.
+  """
   files: List[str]
   rows: int
   columns: List[str]
   extra_columns: List[str]
+  label: Optional[LabelRule] = None
+  label_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
 
   def summary(self) -> str:
     text = (f'Input check passed: {len(self.files)} file(s), {self.rows} rows, '
             f'{len(self.columns)} columns.')
+    if self.label is not None:
+      text += ' ' + self._label_summary(self.label)
     if self.extra_columns:
       text += (f' Allow-listed ({NEW_COLUMN_ANOMALY}), ignored by the model: '
                f'{", ".join(self.extra_columns)}.')
     return text
+
+  def _label_summary(self, rule: LabelRule) -> str:
+    if not rule.is_classification:
+      return f"Label '{rule.label_key}': a number in every row (regression)."
+    shown = [f'{value} {rows}' for value, rows
+             in list(self.label_counts.items())[:_LISTED]]
+    more = len(self.label_counts) - len(shown)
+    if more:
+      shown.append(f'{more} more')
+    positive = (f'; positive: {", ".join(rule.positive_values)}'
+                if rule.positive_values else '')
+    return (f"Label '{rule.label_key}': {len(self.label_counts)} classes "
+            f'({", ".join(shown)}{positive}).')
 
 
 def load_expectations(schema_path: str,
@@ -137,31 +266,45 @@ def load_expectations(schema_path: str,
 
 def check_folder(data_root: str, expectations: Expectations,
                  allow_extra_columns: bool = False,
-                 max_problems: int = DEFAULT_MAX_PROBLEMS) -> Report:
+                 max_problems: int = DEFAULT_MAX_PROBLEMS,
+                 label_rule: Optional[LabelRule] = None) -> Report:
   """Streams every file CsvExampleGen would read and validates it.
 
   Args:
     data_root: The folder passed as --data-root.
-    expectations: From `load_expectations`.
+    expectations: From `load_expectations`, or `Expectations.without_schema`.
     allow_extra_columns: Accept columns the schema does not know (the model
       ignores them); otherwise they stop the run.
     max_problems: Stop collecting after this many problems.
+    label_rule: Checks the label values against the task; None skips them.
 
   Returns:
     What was read, when nothing is wrong.
 
   Raises:
     InputCheckError: Lists the problems, one line each.
+    ValueError: `label_rule` and `expectations` name different labels.
   """
+  if label_rule is not None and label_rule.label_key != expectations.label_key:
+    raise ValueError(
+        f'The label rule checks {label_rule.label_key!r} but the expectations '
+        f'name {expectations.label_key!r} as the label; build both from the '
+        'same DatasetSpec.')
   collector = _Collector(max_problems)
   files = _list_inputs(data_root, collector)
+  tally = None
+  if label_rule is not None:
+    # A numeric schema type already refuses non-numbers in every row; the
+    # label check would only repeat it.
+    tally = _LabelTally(label_rule, check_numbers=expectations.types.get(
+        label_rule.label_key) not in ('INT', 'FLOAT'))
   header: Optional[List[str]] = None
   header_file = ''
   rows = 0
   for path in files:
     if collector.full:
       break
-    file_header, file_rows = _check_file(path, expectations, collector)
+    file_header, file_rows = _check_file(path, expectations, collector, tally)
     rows += file_rows
     if file_header is None:
       continue
@@ -175,25 +318,47 @@ def check_folder(data_root: str, expectations: Expectations,
           f'{os.path.basename(header_file)} ({_header_diff(header, file_header)}'
           '); CsvExampleGen needs the same columns in the same order in every '
           'file, so rewrite the file with the same header.', line=1))
+  if tally is not None and rows:
+    tally.finish(data_root, collector)
   if collector.problems:
     raise InputCheckError(collector.problems, collector.full)
   if header is not None and rows == 0:
     raise InputCheckError([Problem(
         data_root, 'the CSV files hold a header but no data rows; add data '
         'or point --data-root at the right folder.')])
-  extra = [c for c in header or () if c not in expectations.known]
+  extra = []
+  if expectations.curated:
+    extra = [c for c in header or () if c not in expectations.known]
   return Report(files=files, rows=rows, columns=list(header or ()),
-                extra_columns=extra)
+                extra_columns=extra, label=label_rule,
+                label_counts=tally.label_counts() if tally else {})
 
 
 def check(data_root: str, schema_path: str, dataset: features.DatasetSpec,
           allowed_anomalies: Sequence[str] = (),
           max_problems: int = DEFAULT_MAX_PROBLEMS) -> Report:
-  """Preflight entry point: schema + DatasetSpec + the gate's allow-list."""
+  """Preflight entry point: schema + DatasetSpec + the gate's allow-list.
+
+  The label is checked with `LabelRule.from_spec(dataset)`.
+  """
   return check_folder(
       data_root, load_expectations(schema_path, dataset),
       allow_extra_columns=NEW_COLUMN_ANOMALY in allowed_anomalies,
-      max_problems=max_problems)
+      max_problems=max_problems, label_rule=LabelRule.from_spec(dataset))
+
+
+def check_without_schema(data_root: str, rule: LabelRule,
+                         max_problems: int = DEFAULT_MAX_PROBLEMS) -> Report:
+  """Preflight entry point for a dataset without a curated schema yet.
+
+  Checks the CSV structure (readable UTF-8 text, header rules, the same
+  header in every file, row lengths, quotes, at least one data row) and the
+  label against `rule`. Every header column is accepted; column types are
+  left to the schema drafted from statistics.
+  """
+  return check_folder(
+      data_root, Expectations.without_schema(rule.label_key),
+      allow_extra_columns=True, max_problems=max_problems, label_rule=rule)
 
 
 class _Collector:
@@ -244,47 +409,73 @@ def _list_inputs(data_root: str, collector: _Collector) -> List[str]:
 
 
 def _decoded_lines(path: str, collector: _Collector
-                   ) -> Iterator[Tuple[int, str]]:
-  """Yields (line number, text) and stops at the first undecodable line."""
+                   ) -> Iterator[Tuple[int, Optional[str]]]:
+  """Yields (line number, text), stopping at the first undecodable line.
+
+  That line is reported and yielded as (line number, None), so the caller
+  knows that the rest of the file was not read.
+  """
   with open(path, 'rb') as f:
     for number, raw in enumerate(f, start=1):
       if b'\x00' in raw:
         collector.add(Problem(
             path, 'contains NUL bytes, so it is a binary file, not CSV; '
             'remove it from the data folder.', line=number))
+        yield number, None
         return
       try:
-        yield number, raw.decode('utf-8')
+        text = raw.decode('utf-8')
       except UnicodeDecodeError as e:
         collector.add(Problem(
             path, f'is not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte '
             f'{e.start + 1} of the line); re-save the file as UTF-8 or remove '
             'it from the data folder.', line=number))
+        yield number, None
         return
+      yield number, text
 
 
-def _check_file(path: str, expectations: Expectations, collector: _Collector
+def _check_file(path: str, expectations: Expectations, collector: _Collector,
+                tally: Optional[_LabelTally] = None
                 ) -> Tuple[Optional[List[str]], int]:
-  """Checks one file; returns its header (None if unusable) and row count."""
+  """Checks one file; returns its header (None if unusable) and row count.
+
+  Feeds the label of every well-formed row to `tally`, and tells it when
+  rows could not be read, so that it skips the whole-dataset label checks.
+  """
   if os.path.getsize(path) == 0:
     collector.add(Problem(
         path, 'file is empty (no header row); remove it or fill it.'))
     return None, 0
   lines = _decoded_lines(path, collector)
   first = next(lines, None)
-  if first is None:
+  if first is None or first[1] is None:
+    if tally is not None:
+      tally.complete = False
     return None, 0  # Undecodable first line; already reported.
   header = _check_header(path, first[1], collector)
   if header is None:
+    if tally is not None:
+      tally.complete = False
     return None, 0
   checks = [(i, name, expectations.types.get(name))
             for i, name in enumerate(header)]
   numeric = [(i, name, kind) for i, name, kind in checks
              if kind in ('INT', 'FLOAT')]
+  label_index = None
+  if tally is not None:
+    if tally.rule.label_key in header:
+      label_index = header.index(tally.rule.label_key)
+    else:
+      tally.complete = False  # Reported as a header problem.
   rows = 0
   pending: List[str] = []
   start = 0
   for number, text in lines:
+    if text is None:
+      if tally is not None:
+        tally.complete = False
+      break  # Undecodable line; already reported.
     if not pending:
       start = number
     pending.append(text)
@@ -295,6 +486,8 @@ def _check_file(path: str, expectations: Expectations, collector: _Collector
     if not record.strip('\r\n'):
       continue  # Blank lines are skipped by CsvExampleGen too.
     if collector.full:
+      if tally is not None:
+        tally.complete = False
       break
     cells = next(csv.reader([record]), [])
     rows += 1
@@ -303,7 +496,11 @@ def _check_file(path: str, expectations: Expectations, collector: _Collector
           path, f'has {len(cells)} values but the header has {len(header)} '
           'columns; fix or delete this row (a stray comma or a missing '
           'quote is the usual cause).', line=start))
+      if tally is not None:
+        tally.complete = False
       continue
+    if label_index is not None:
+      tally.add(path, start, cells[label_index])
     for i, name, kind in numeric:
       value = cells[i]
       if value and not _parses_as(value, kind):
@@ -315,6 +512,10 @@ def _check_file(path: str, expectations: Expectations, collector: _Collector
     collector.add(Problem(
         path, 'a quoted value is never closed; add the missing double quote.',
         line=start))
+    if tally is not None:
+      tally.complete = False
+  if tally is not None:
+    tally.end_file(path, collector)
   if rows == 0:
     collector.add(Problem(
         path, 'has a header but no data rows; remove the file or add rows.'))
@@ -382,6 +583,13 @@ def _check_header(path: str, text: str, collector: _Collector
 def _check_columns(path: str, header: List[str], expectations: Expectations,
                    allow_extra_columns: bool, collector: _Collector) -> None:
   """Required columns present; unknown ones only when allow-listed."""
+  if not expectations.curated:
+    if expectations.label_key not in header:
+      collector.add(Problem(
+          path, 'label column is missing from the header; pass --label with '
+          f'one of the columns ({_names(header)}), or add the column.',
+          line=1, column=expectations.label_key))
+    return
   for name in sorted(expectations.required - set(header)):
     what = ('label column' if name == expectations.label_key else 'column')
     collector.add(Problem(
@@ -412,3 +620,219 @@ def _header_diff(expected: List[str], actual: List[str]) -> str:
   if not parts:
     parts.append('same columns in a different order')
   return '; '.join(parts)
+
+
+def _names(values: Sequence[str], limit: int = 10) -> str:
+  """'a, b, c' for a short list, 'a, b, ... (and 7 more)' for a long one."""
+  shown = ', '.join(values[:limit])
+  more = len(values) - limit
+  return f'{shown} (and {more} more)' if more > 0 else shown
+
+
+def _rows_word(count: int) -> str:
+  return f'{count} row{"" if count == 1 else "s"}'
+
+
+def _values_seen(counts: Sequence[Tuple[str, int]]) -> str:
+  """"'yes' (500 rows), 'no' (3 rows)", most frequent first, capped."""
+  ordered = sorted(counts, key=lambda item: -item[1])
+  shown = [f'{value[:40]!r} ({_rows_word(rows)})'
+           for value, rows in ordered[:_LISTED]]
+  more = len(ordered) - len(shown)
+  if more:
+    shown.append(f'and {more} more')
+  return ', '.join(shown)
+
+
+def _is_zero_or_one(value: str) -> bool:
+  """'0', '1', '0.0', '1.0': what the binary head casts to 0/1 directly."""
+  try:
+    return float(value) in (0.0, 1.0)
+  except ValueError:
+    return False
+
+
+@dataclasses.dataclass
+class _FirstSeen:
+  """Rows holding one label value, and where it first appears."""
+  rows: int
+  path: str
+  line: int
+
+
+class _LabelTally:
+  """Streams the label column and reports what the task cannot use.
+
+  Problems tied to rows (empty labels, a non-number for regression, a third
+  binary value, a value outside the configured classes) are reported always.
+  Problems about the whole dataset (too few classes, no positive row) need
+  every row: they are skipped when some rows could not be read (`complete`
+  is False), since those rows were reported already and may hold the
+  missing classes.
+  """
+
+  def __init__(self, rule: LabelRule, check_numbers: bool):
+    self.rule = rule
+    self.check_numbers = check_numbers
+    self.complete = True
+    # Classification only: label text -> tally, in order of first appearance.
+    self.values: Dict[str, _FirstSeen] = {}
+    # Where the first value past MAX_DISTINCT_LABELS appears.
+    self.overflow: Optional[Tuple[str, int]] = None
+    self.labelled = 0
+    self._empty_lines: List[int] = []
+    self._empty_rows = 0
+    self._bad_number: Optional[Tuple[int, str]] = None
+    self._bad_numbers = 0
+
+  def add(self, path: str, line: int, value: str) -> None:
+    if not value.strip():
+      self._empty_rows += 1
+      if len(self._empty_lines) < _LISTED:
+        self._empty_lines.append(line)
+      return
+    self.labelled += 1
+    if not self.rule.is_classification:
+      # Distinct values are not counted for regression: there can be as
+      # many as rows.
+      if self.check_numbers and not _parses_as(value, 'FLOAT'):
+        self._bad_numbers += 1
+        if self._bad_number is None:
+          self._bad_number = (line, value)
+      return
+    seen = self.values.get(value)
+    if seen is not None:
+      seen.rows += 1
+    elif len(self.values) < MAX_DISTINCT_LABELS:
+      self.values[value] = _FirstSeen(1, path, line)
+    elif self.overflow is None:
+      self.overflow = (path, line)
+
+  def end_file(self, path: str, collector: _Collector) -> None:
+    """Reports the row problems of one file, then starts the next."""
+    label = self.rule.label_key
+    if self._empty_rows:
+      lines = ', '.join(str(n) for n in self._empty_lines)
+      if self._empty_rows > len(self._empty_lines):
+        lines += ', ...'
+      collector.add(Problem(
+          path, f'label is empty in {_rows_word(self._empty_rows)} (line(s) '
+          f'{lines}); rows without a label cannot train or evaluate: fill in '
+          'the label or drop those rows.', line=self._empty_lines[0],
+          column=label))
+    if self._bad_number is not None:
+      line, value = self._bad_number
+      others = self._bad_numbers - 1
+      more = f' (and {others} more in this file)' if others else ''
+      collector.add(Problem(
+          path, f'label value {value[:40]!r} is not a finite number{more}; a '
+          'regression label must be a number in every row: fix or drop those '
+          'rows, or pass --task binary/multiclass if the label is a '
+          'category.', line=line, column=label))
+    self._empty_lines, self._empty_rows = [], 0
+    self._bad_number, self._bad_numbers = None, 0
+
+  def label_counts(self) -> Dict[str, int]:
+    """Label text -> rows, most frequent first; {} for regression."""
+    ordered = sorted(self.values.items(), key=lambda item: -item[1].rows)
+    return {value: seen.rows for value, seen in ordered}
+
+  def finish(self, data_root: str, collector: _Collector) -> None:
+    """Reports the problems only the whole label column shows."""
+    if self.rule.task == features.BINARY:
+      self._finish_binary(data_root, collector)
+    elif self.rule.task == features.MULTICLASS:
+      self._finish_multiclass(data_root, collector)
+
+  def _counts(self) -> List[Tuple[str, int]]:
+    return [(value, seen.rows) for value, seen in self.values.items()]
+
+  def _finish_binary(self, data_root: str, collector: _Collector) -> None:
+    rule, label = self.rule, self.rule.label_key
+    if len(self.values) > 2:
+      value, third = list(self.values.items())[2]
+      collector.add(Problem(
+          third.path, f'label value {value[:40]!r} is a third distinct value '
+          f'(values seen: {_values_seen(self._counts())}); a binary label '
+          'holds exactly two values: fix or drop the odd rows, or pass --task '
+          'multiclass.', line=third.line, column=label))
+      return
+    if not rule.positive_values:
+      odd = [(v, seen) for v, seen in self.values.items()
+             if not _is_zero_or_one(v)]
+      if odd:
+        _, first = odd[0]
+        choices = ' or '.join(repr(v[:40]) for v in self.values)
+        collector.add(Problem(
+            first.path, f'label values are {_values_seen(self._counts())}, '
+            'not 0/1, so the model cannot tell which one is positive: pass '
+            f'--positive-label VALUE with VALUE {choices}.', line=first.line,
+            column=label))
+        return
+    if not self.complete or not self.labelled:
+      return
+    if rule.positive_values:
+      positive = sum(seen.rows for v, seen in self.values.items()
+                     if v in rule.positive_values)
+    else:
+      positive = sum(seen.rows for v, seen in self.values.items()
+                     if float(v) == 1.0)
+    if rule.positive_values and not positive:
+      wanted = ', '.join(repr(v[:40]) for v in rule.positive_values)
+      collector.add(Problem(
+          data_root, f'no row holds the positive label value ({wanted}); the '
+          f'values seen are {_values_seen(self._counts())}: pass '
+          '--positive-label with one of them (matched exactly, case '
+          'included).', column=label))
+    elif not positive or positive == self.labelled:
+      collector.add(Problem(
+          data_root, f'every row holds the same label '
+          f'({_values_seen(self._counts())}); a binary model needs rows of '
+          'both classes: add rows of the other class or pick another '
+          '--label.', column=label))
+
+  def _finish_multiclass(self, data_root: str, collector: _Collector) -> None:
+    rule, label = self.rule, self.rule.label_key
+    if self.overflow is not None:
+      path, line = self.overflow
+      collector.add(Problem(
+          path, f'label has more than {MAX_DISTINCT_LABELS:,} distinct values, '
+          'too many to be classes (is it an ID or a measurement?): pass '
+          '--task regression for a number, or another --label.', line=line,
+          column=label))
+      return
+    if rule.classes:
+      for value, seen in self.values.items():
+        if value not in rule.classes:
+          collector.add(Problem(
+              seen.path, f'label value {value[:40]!r} ({_rows_word(seen.rows)}) '
+              f'is not one of the classes the dataset config lists '
+              f'({_names(rule.classes)}): fix or drop those rows, or add the '
+              'class to the config.', line=seen.line, column=label))
+    if not self.complete or not self.labelled:
+      return
+    classes = rule.classes or tuple(self.values)
+    present = [c for c in classes if c in self.values]
+    if len(present) < 2:
+      counts = [(c, self.values[c].rows) for c in present]
+      collector.add(Problem(
+          data_root, f'label holds {len(present)} class(es) '
+          f'({_values_seen(counts) or "none"}); a multiclass model needs at '
+          'least 2: add rows of other classes or pick another --label.',
+          column=label))
+      return
+    for name in classes:
+      seen = self.values.get(name)
+      if seen is None:
+        collector.add(Problem(
+            data_root, f'class {name[:40]!r} of the dataset config has no '
+            f'rows; each class needs at least {rule.min_rows_per_class}: add '
+            'rows of it or remove it from the config.', column=label))
+      elif seen.rows < rule.min_rows_per_class:
+        collector.add(Problem(
+            seen.path, f'class {name[:40]!r} has only '
+            f'{_rows_word(seen.rows)} (the first on this line), fewer than '
+            f'the {rule.min_rows_per_class} a class needs: the split sends '
+            'about 1 row in 10 to test, and the model needs examples of each '
+            'class in train. Add rows of it, drop them, or merge it into '
+            'another class.', line=seen.line, column=label))

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging as std_logging
 import os
 import sys
+from typing import Callable
+from typing import Optional
 
 from absl import logging
 
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
+from pipeline.definition import dataset_config
 from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
 
@@ -29,18 +32,37 @@ def quiet_logs(verbose: bool) -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '2')
 
 
-def run(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
+ConfigFor = Callable[[dataset_config.DatasetConfig], config_lib.PipelineConfig]
+
+
+def run(config: Optional[config_lib.PipelineConfig],
+        layout: cli.OutputLayout,
         verbose: bool = False, cpu_replicas: int = 0,
-        lock_timeout_s: float = 0.0) -> int:
+        lock_timeout_s: float = 0.0,
+        draft: Optional[cli.DraftRequest] = None,
+        config_for: Optional[ConfigFor] = None) -> int:
   """Runs the pipeline; prints the summary. Returns a process exit code.
 
   Exit codes: 0 done (blessed or not), 1 the pipeline failed (anomaly gate
   included), 3 the input check refused the data, 4 another run holds the
   output dir (it waits up to `lock_timeout_s` seconds; < 0 waits forever).
+
+  A zero-config run (`draft`, with `config` None) checks the CSV structure
+  and the label only, then drafts the schema and dataset config from the
+  data, and runs the pipeline with the configs `config_for` builds.
   """
   quiet_logs(verbose)
+  if (draft is None) == (config is None) or (draft and config_for is None):
+    raise ValueError('Pass a config, or a draft request with config_for.')
   try:
-    if '://' in config.data_root:
+    if draft is not None:
+      checked = input_check.check_without_schema(
+          draft.data_root, input_check.LabelRule(
+              draft.label, draft.task, positive_values=draft.positive_label))
+      print(checked.summary(), flush=True)
+      config = config_for(dataset_config.DatasetConfig(
+          spec=draft.provisional_spec(list(checked.label_counts))))
+    elif '://' in config.data_root:
       # Remote data (gs://, for Dataflow) is validated by ExampleValidator
       # and the anomaly gate only; the preflight reads local files.
       print(f'Input check skipped for remote data root {config.data_root}.',
@@ -63,6 +85,7 @@ def run(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   try:
     # pylint: disable-next=g-import-not-at-top
     from pipeline.local import dag  # TFX and TensorFlow: only from here on.
-    return dag.execute(config, layout, cpu_replicas=cpu_replicas)
+    return dag.execute(config, layout, cpu_replicas=cpu_replicas,
+                       draft=draft, config_for=config_for)
   finally:
     lock.release()

@@ -1,0 +1,285 @@
+"""Dataset configs: the YAML file that says what a CSV's columns are.
+
+A dataset config is data, not code. It names the label and the task, puts
+every column into one treatment group (or `ignored`, with the reason), lists
+the slices the Evaluator reports, and may set gate thresholds and the number
+of training steps. The curated schema sits next to it as `schema.pbtxt`; the
+two together are a dataset's contract.
+
+    name: penguins
+    label: species
+    task: multiclass            # binary | multiclass | regression
+    classes: [Adelie, Chinstrap, Gentoo]
+    columns:
+      numeric: [bill_length_mm, body_mass_g]
+      categorical: [island, sex]
+      ignored: {id: every value is unique (an ID)}
+    slices: [island]
+    gate: {min_accuracy_lift: 0.05}
+
+`load` parses and checks a file; `dump` writes one (the drafts a zero-config
+run produces). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+from typing import Dict
+from typing import Mapping
+from typing import Optional
+from typing import Tuple
+
+import yaml
+
+from models import features
+from pipeline.definition import config as config_lib
+import schema as schema_lib
+
+CONFIG_FILE = 'dataset.yaml'
+
+# YAML group name -> DatasetSpec field.
+GROUPS = {
+    'log': 'log_features',
+    'numeric': 'numeric_features',
+    'bucket': 'bucket_features',
+    'categorical': 'categorical_features',
+    'integer_categorical': 'integer_categorical_features',
+}
+CYCLICAL = 'cyclical'
+IGNORED = 'ignored'
+ENCODING_KEYS = ('vocab_top_k', 'oov_buckets', 'num_buckets')
+TOP_LEVEL_KEYS = ('name', 'label', 'task', 'positive_label', 'classes',
+                  'columns', 'slices', 'encoding', 'gate', 'training',
+                  'notes')
+TRAINING_KEYS = ('train_steps', 'per_replica_batch_size')
+
+
+class DatasetConfigError(ValueError):
+  """The dataset config file is unreadable or inconsistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+  """A parsed dataset config.
+
+  Attributes:
+    spec: The columns, label and task, as the pipeline's `DatasetSpec`.
+    gate: Gate thresholds the file sets (a subset of GATE_THRESHOLDS).
+    training: Training settings the file sets (a subset of TRAINING_KEYS).
+    notes: Why each column got its treatment (column -> reason).
+    path: The file it came from ('' when built in memory).
+  """
+  spec: features.DatasetSpec
+  gate: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  training: Mapping[str, int] = dataclasses.field(default_factory=dict)
+  notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  path: str = ''
+
+  @property
+  def schema_path(self) -> str:
+    """The curated schema that belongs to this config: its neighbour."""
+    return os.path.join(os.path.dirname(os.path.abspath(self.path)),
+                        schema_lib.SCHEMA_FILE)
+
+  def gate_config(self, **overrides: Any) -> config_lib.GateConfig:
+    """GateConfig from the file's thresholds; `overrides` win (flags)."""
+    values = dict(self.gate)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return config_lib.GateConfig(**values)
+
+
+def named_path(name: str) -> str:
+  """The committed config of dataset `name`: schema/<name>/dataset.yaml."""
+  return os.path.join(schema_lib.SCHEMA_ROOT, name, CONFIG_FILE)
+
+
+def known_datasets() -> Tuple[str, ...]:
+  """Names of the datasets that have a committed config under schema/."""
+  root = schema_lib.SCHEMA_ROOT
+  return tuple(sorted(
+      name for name in os.listdir(root)
+      if os.path.isfile(os.path.join(root, name, CONFIG_FILE))))
+
+
+def load_named(name: str) -> DatasetConfig:
+  path = named_path(name)
+  if not os.path.isfile(path):
+    raise DatasetConfigError(
+        f'No dataset config for {name!r} at {path}. Known datasets: '
+        f'{", ".join(known_datasets()) or "none"}. Pass --dataset-config FILE '
+        'for another dataset, or --label and --task to draft one.')
+  return load(path)
+
+
+def load(path: str) -> DatasetConfig:
+  """Reads and checks a dataset config file.
+
+  Raises:
+    DatasetConfigError: Naming the file and the key that is wrong.
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      raw = yaml.safe_load(f)
+  except OSError as e:
+    raise DatasetConfigError(f'{path}: cannot read the dataset config: {e}'
+                             ) from e
+  except yaml.YAMLError as e:
+    raise DatasetConfigError(f'{path}: not valid YAML: {e}') from e
+  try:
+    return parse(raw, path)
+  except (TypeError, ValueError) as e:
+    raise DatasetConfigError(f'{path}: {e}') from e
+
+
+def parse(raw: Any, path: str = '') -> DatasetConfig:
+  """Builds a DatasetConfig from parsed YAML; raises ValueError on errors."""
+  if not isinstance(raw, dict):
+    raise ValueError('the file must be a mapping with at least `name`, '
+                     '`label` and `task`.')
+  _no_unknown(raw, TOP_LEVEL_KEYS, 'top level')
+  for key in ('name', 'label', 'task'):
+    if not raw.get(key):
+      raise ValueError(f'`{key}` is required.')
+  columns = raw.get('columns') or {}
+  _no_unknown(columns, (*GROUPS, CYCLICAL, IGNORED), '`columns`')
+  kwargs: Dict[str, Any] = {
+      'name': str(raw['name']),
+      'label_key': str(raw['label']),
+      'task': str(raw['task']),
+      'label_positive_values': _strings(raw.get('positive_label'),
+                                        'positive_label'),
+      'label_classes': _strings(raw.get('classes'), 'classes'),
+      'slice_features': _strings(raw.get('slices'), 'slices'),
+  }
+  for group, field in GROUPS.items():
+    kwargs[field] = _strings(columns.get(group), f'columns.{group}')
+  cyclical = columns.get(CYCLICAL) or {}
+  if not isinstance(cyclical, dict):
+    raise ValueError('`columns.cyclical` maps a column to its period, e.g. '
+                     '{hour: 24}.')
+  kwargs['cyclical_features'] = tuple(
+      (str(k), _int(v, f'columns.cyclical.{k}')) for k, v in cyclical.items())
+  ignored = columns.get(IGNORED) or {}
+  if isinstance(ignored, list):
+    ignored = {str(c): '' for c in ignored}
+  if not isinstance(ignored, dict):
+    raise ValueError('`columns.ignored` maps a column to the reason it is not '
+                     'a model input.')
+  kwargs['excluded_columns'] = tuple(str(c) for c in ignored)
+  encoding = raw.get('encoding') or {}
+  _no_unknown(encoding, ENCODING_KEYS, '`encoding`')
+  for key, value in encoding.items():
+    kwargs[key] = _int(value, f'encoding.{key}')
+  spec = features.DatasetSpec(**kwargs)
+
+  gate = raw.get('gate') or {}
+  _no_unknown(gate, config_lib.GATE_THRESHOLDS, '`gate`')
+  gate = {k: (_int(v, f'gate.{k}') if k == 'min_example_count'
+              else _float(v, f'gate.{k}')) for k, v in gate.items()}
+  config_lib.GateConfig(**gate)  # Range checks, with the field named.
+  training = raw.get('training') or {}
+  _no_unknown(training, TRAINING_KEYS, '`training`')
+  training = {k: _int(v, f'training.{k}') for k, v in training.items()}
+  notes = {str(k): str(v) for k, v in ignored.items() if v}
+  notes.update({str(k): str(v) for k, v in (raw.get('notes') or {}).items()})
+  return DatasetConfig(spec=spec, gate=gate, training=training, notes=notes,
+                       path=path)
+
+
+def to_dict(config: DatasetConfig) -> Dict[str, Any]:
+  """The YAML structure of a config (inverse of `parse`)."""
+  spec = config.spec
+  columns: Dict[str, Any] = {}
+  for group, field in GROUPS.items():
+    if getattr(spec, field):
+      columns[group] = list(getattr(spec, field))
+  if spec.cyclical_features:
+    columns[CYCLICAL] = {c: p for c, p in spec.cyclical_features}
+  if spec.excluded_columns:
+    columns[IGNORED] = {c: config.notes.get(c, '')
+                        for c in spec.excluded_columns}
+  raw: Dict[str, Any] = {'name': spec.name, 'label': spec.label_key,
+                         'task': spec.task}
+  if spec.label_positive_values:
+    raw['positive_label'] = list(spec.label_positive_values)
+  if spec.label_classes:
+    raw['classes'] = list(spec.label_classes)
+  raw['columns'] = columns
+  if spec.slice_features:
+    raw['slices'] = list(spec.slice_features)
+  defaults = features.DatasetSpec(name='x', label_key='y')
+  encoding = {k: getattr(spec, k) for k in ENCODING_KEYS
+              if getattr(spec, k) != getattr(defaults, k)}
+  if encoding:
+    raw['encoding'] = encoding
+  if config.gate:
+    raw['gate'] = dict(config.gate)
+  if config.training:
+    raw['training'] = dict(config.training)
+  used = set(spec.excluded_columns)
+  notes = {k: v for k, v in config.notes.items() if k not in used}
+  if notes:
+    raw['notes'] = notes
+  return raw
+
+
+def dump(config: DatasetConfig, path: str, header: str = '') -> str:
+  """Writes `config` as YAML to `path`, after `header` comment lines."""
+  text = yaml.safe_dump(to_dict(config), sort_keys=False, width=78,
+                        allow_unicode=True)
+  comment = ''.join(f'# {line}'.rstrip() + '\n'
+                    for line in header.splitlines())
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write(comment + text)
+  return path
+
+
+def _no_unknown(values: Any, known: Tuple[str, ...], where: str) -> None:
+  if not isinstance(values, dict):
+    raise ValueError(f'{where} must be a mapping.')
+  unknown = sorted(str(k) for k in values if k not in known)
+  if unknown:
+    raise ValueError(f'unknown key(s) {unknown} in {where}; known: '
+                     f'{", ".join(known)}.')
+
+
+def _strings(value: Any, key: str) -> Tuple[str, ...]:
+  if value is None:
+    return ()
+  if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    return (_label_text(value),)
+  if not isinstance(value, list):
+    raise ValueError(f'`{key}` must be a list, got {value!r}.')
+  return tuple(_label_text(v) for v in value)
+
+
+def _label_text(value: Any) -> str:
+  """YAML reads `1` as an int and `1.0` as a float; CSV cells are text."""
+  if isinstance(value, float) and value.is_integer():
+    return str(int(value))
+  return str(value)
+
+
+def _int(value: Any, key: str) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+      isinstance(value, float) and not value.is_integer()):
+    raise ValueError(f'`{key}` must be an integer, got {value!r}.')
+  return int(value)
+
+
+def _float(value: Any, key: str) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ValueError(f'`{key}` must be a number, got {value!r}.')
+  return float(value)
+
+
+def with_training(config: DatasetConfig, train_steps: Optional[int]
+                  ) -> DatasetConfig:
+  """A copy whose training section records `train_steps` (drafts use it)."""
+  if train_steps is None:
+    return config
+  training = dict(config.training, train_steps=train_steps)
+  return dataclasses.replace(config, training=training)

@@ -1,0 +1,95 @@
+"""Zero-config runs of the multiclass and regression tasks, in the background.
+
+Each task runs as a new user would run it: the one command with `--label`
+and `--task` on a CSV folder the repository does not hold (built from the
+datasets scikit-learn ships, see tests/datasets.py), then the gate
+self-test with the committed-style drafts: `--dataset-config` pointing at
+the drafted config, plus `--drop-all-features`.
+
+The four pipeline runs take a few minutes but use mostly one core, so they
+start in a thread as soon as pytest has collected a test that needs them
+(`conftest.pytest_collection_finish`) and overlap the unit tests.
+"""
+
+import dataclasses
+import pathlib
+import subprocess
+import threading
+from typing import Dict
+from typing import Optional
+
+from tests import datasets
+
+# Enough steps for both small datasets to clear their gates; the drafts
+# would choose 200 (their lower clamp) on their own.
+TRAIN_STEPS = '200'
+
+
+@dataclasses.dataclass
+class TaskRun:
+  """One task's zero-config run and its constant-model re-run."""
+  data: datasets.TabularCsv
+  output_dir: pathlib.Path
+  first: subprocess.CompletedProcess
+  constant: Optional[subprocess.CompletedProcess] = None
+
+  @property
+  def pipeline_name(self) -> str:
+    return f'tabular-{pathlib.Path(self.data.data_root).name}'
+
+  @property
+  def draft_dir(self) -> pathlib.Path:
+    return self.output_dir / 'draft'
+
+  @property
+  def metadata_path(self) -> str:
+    return str(self.output_dir / 'metadata.sqlite')
+
+
+def _run_task(data: datasets.TabularCsv, output_dir: pathlib.Path
+              ) -> TaskRun:
+  # Imported here: conftest imports this module.
+  from tests import conftest  # pylint: disable=g-import-not-at-top
+  first = conftest.run_local_pipeline(
+      output_dir, ['--label', data.label, '--task', data.task,
+                   '--train-steps', TRAIN_STEPS],
+      data_root=pathlib.Path(data.data_root), check=False)
+  task = TaskRun(data, output_dir, first)
+  if first.returncode == 0:
+    task.constant = conftest.run_local_pipeline(
+        output_dir, ['--dataset-config', str(task.draft_dir / 'dataset.yaml'),
+                     '--train-steps', TRAIN_STEPS, '--drop-all-features'],
+        data_root=pathlib.Path(data.data_root), check=False)
+  return task
+
+
+class BackgroundTaskRuns:
+  """Runs both tasks in a thread; `result()` waits for them."""
+
+  def __init__(self, root: pathlib.Path):
+    self._root = root
+    self._results: Dict[str, TaskRun] = {}
+    self._error: Optional[BaseException] = None
+    self._thread = threading.Thread(target=self._run, daemon=True,
+                                    name='task-runs')
+
+  def start(self) -> 'BackgroundTaskRuns':
+    self._thread.start()
+    return self
+
+  def _run(self) -> None:
+    try:
+      for task, make in (('multiclass', datasets.wine_multiclass),
+                         ('regression', datasets.diabetes_regression)):
+        data = make(self._root / 'data' / make.__name__.split('_')[0])
+        self._results[task] = _run_task(data, self._root / f'out-{task}')
+    except BaseException as e:  # pylint: disable=broad-except
+      self._error = e  # Raised in the test that waits for the runs.
+
+  def result(self, timeout: float = 1800) -> Dict[str, TaskRun]:
+    self._thread.join(timeout)
+    if self._thread.is_alive():
+      raise TimeoutError(f'the task runs did not finish in {timeout} s')
+    if self._error is not None:
+      raise RuntimeError('the task runs failed') from self._error
+    return self._results
