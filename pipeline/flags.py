@@ -206,7 +206,17 @@ def dataset_name_from(data_root: str) -> str:
 
 def load_dataset_config(args: argparse.Namespace
                         ) -> dataset_config.DatasetConfig:
-  """The committed (or given) dataset config the flags name."""
+  """The committed (or given) dataset config the flags name.
+
+  Raises:
+    FlagError: --label here (only the local runner drafts configs), or both
+      --dataset and --dataset-config.
+  """
+  if args.label:
+    raise FlagError(
+        '--label (a zero-config run) drafts its dataset config on this '
+        'machine: run runners/local_runner.py --label ... first, commit the '
+        'drafts, then pass --dataset-config to this runner.')
   if args.dataset_config and args.dataset:
     raise FlagError('Pass --dataset or --dataset-config, not both.')
   if args.dataset_config:
@@ -241,11 +251,6 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
     FlagError, dataset_config.DatasetConfigError, ValueError: Bad flags or
       config; the message says which.
   """
-  if dataset is None and args.label:
-    raise FlagError(
-        '--label (a zero-config run) drafts its dataset config on this '
-        'machine: run runners/local_runner.py --label ... first, commit the '
-        'drafts, then pass --dataset-config to this runner.')
   dataset = dataset or load_dataset_config(args)
   spec = dataset.spec
   training = dict(dataset.training)

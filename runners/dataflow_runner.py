@@ -51,7 +51,8 @@ def main(argv=None) -> int:
         serving_model_dir=args.serving_model_dir or layout.serving_model_dir,
         data_root=cloud.require_gcs('--data-root', args.data_root,
                                     cloud.DATA_HINT))
-  except cloud.CloudConfigError as e:
+  except (cloud.CloudConfigError, ValueError) as e:
+    # ValueError: flags that contradict each other, or a bad dataset config.
     parser.error(str(e))
   config = cloud.with_dataflow(config, settings)
   print('Beam components on Dataflow: ' + ' '.join(settings.beam_args()))

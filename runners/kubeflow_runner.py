@@ -48,7 +48,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     config = cloud.kubeflow_config(args)
-  except cloud.CloudConfigError as e:
+  except (cloud.CloudConfigError, ValueError) as e:
+    # ValueError: flags that contradict each other, or a bad dataset config.
     parser.error(str(e))
   spec = cloud.compile_kubeflow(config, args.image, args.output_file)
   print(f'Compiled {spec} (image {args.image}, pipeline root '

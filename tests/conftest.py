@@ -365,6 +365,12 @@ _TASK_RUNS_FIXTURE = 'task_runs'
 _background: List['task_runs_lib.BackgroundTaskRuns'] = []
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+  """Unit tests first, so the background task runs overlap them."""
+  del config  # Unused.
+  items.sort(key=lambda item: item.get_closest_marker('e2e') is not None)
+
+
 def pytest_collection_finish(session) -> None:
   """Starts the task runs early when a selected test needs them."""
   if any(_TASK_RUNS_FIXTURE in getattr(item, 'fixturenames', ())

@@ -47,14 +47,15 @@ def scored(e2e_run, tmp_path_factory):
   try:
     loaded = tf.saved_model.load(str(copy))
     serve = loaded.signatures['serving_default']
-    scores = serve(examples=requests)['outputs'].numpy().ravel()
+    answer = serve(examples=requests)
+    scores = answer['probability'].numpy().ravel()
   finally:
     hidden.rename(transform_dir)
-  return first, labels, scores, loaded
+  return first, labels, scores, loaded, answer
 
 
 def test_serving_takes_raw_examples_without_label(scored):
-  _, labels, scores, loaded = scored
+  _, labels, scores, loaded, _ = scored
   inputs = loaded.signatures['serving_default'].structured_input_signature
   assert list(inputs[1]) == ['examples']
   assert scores.shape == labels.shape
@@ -62,7 +63,7 @@ def test_serving_takes_raw_examples_without_label(scored):
 
 
 def test_served_scores_match_the_evaluator(scored):
-  first, labels, scores, _ = scored
+  first, labels, scores, _, _ = scored
   served_auc = sk_metrics.roc_auc_score(labels, scores)
   assert served_auc == pytest.approx(first.metrics['auc'], abs=0.005)
   served_accuracy = np.mean((scores > 0.5) == (labels == 1))
@@ -71,6 +72,17 @@ def test_served_scores_match_the_evaluator(scored):
   assert len(labels) == int(first.metrics['example_count'])
 
 
+def test_answers_follow_tf_serving_classification_conventions(scored):
+  """`classes` and `scores` per row, in the same order: (negative, positive)."""
+  _, labels, probability, _, answer = scored
+  classes = answer['classes'].numpy()
+  scores = answer['scores'].numpy()
+  assert classes.shape == scores.shape == (len(labels), 2)
+  assert {tuple(row) for row in classes.tolist()} == {(b'0', b'1')}
+  np.testing.assert_allclose(scores[:, 1], probability, rtol=1e-6)
+  np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+
+
 def test_transform_features_signature_exists_for_tfma(scored):
-  _, _, _, loaded = scored
+  _, _, _, loaded, _ = scored
   assert 'transform_features' in loaded.signatures

@@ -48,6 +48,7 @@ def test_first_run_is_blessed_and_pushed(runs, e2e_run):
   assert first.blessed is True, first.blessing_reason
   assert first.metrics['auc'] >= 0.9
   assert first.metrics['accuracy_lift_over_majority'] > 0.02
+  assert first.metrics['accuracy_lift_lower_bound'] > 0
   assert first.pushed_model
   pushed = pathlib.Path(first.pushed_model)
   assert pushed.parent == e2e_run.serving_model_dir

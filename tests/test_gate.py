@@ -20,7 +20,7 @@ def test_useless_model_is_not_blessed(useless_model_rerun):
   assert latest.blessed is False
   assert latest.metrics['accuracy_lift_over_majority'] <= 0.0
   assert latest.metrics['auc'] < 0.6
-  assert 'accuracy_lift_over_majority' in latest.blessing_reason
+  assert 'accuracy_lift_lower_bound' in latest.blessing_reason
   assert 'Blessing: NOT BLESSED' in stdout
   # One readable line naming the failed metric, its value and threshold.
   line = next(x for x in stdout.splitlines() if 'NOT BLESSED' in x)

@@ -32,6 +32,7 @@ from tfx.dsl.components.base import executor_spec
 
 from pipeline.cloud import settings as cloud
 from pipeline.definition import config as config_lib
+from pipeline.definition import dataset_config
 from pipeline.definition import pipeline as pipeline_lib
 import schema as schema_lib
 from tests import installed_package
@@ -234,7 +235,8 @@ def test_dataflow_args_on_exactly_the_beam_components(spec_on, spec_off):
   config = config_lib.PipelineConfig(
       pipeline_name='x', pipeline_root='gs://b/root', data_root='gs://b/data',
       schema_path=cloud.container_schema_path(schema_lib.schema_path('taxi')),
-      serving_model_dir='gs://b/serving')
+      serving_model_dir='gs://b/serving',
+      dataset=dataset_config.load_named('taxi').spec)
   beam_components = {
       c.id for c in pipeline_lib.create_pipeline(config).components
       if isinstance(c.executor_spec, executor_spec.BeamExecutorSpec)}

@@ -64,7 +64,7 @@ def served(e2e_run):
 
 def _score(serve, examples) -> np.ndarray:
   batch = tf.constant([e.SerializeToString() for e in examples])
-  return serve(examples=batch)['outputs'].numpy().ravel()
+  return serve(examples=batch)['probability'].numpy().ravel()
 
 
 def test_optional_features_are_really_optional_in_the_schema():
@@ -113,7 +113,7 @@ def test_unknown_extra_feature_is_ignored(served):
 
 def test_empty_batch_scores_nothing(served):
   serve, _ = served
-  outputs = serve(examples=tf.constant([], dtype=tf.string))['outputs']
+  outputs = serve(examples=tf.constant([], dtype=tf.string))['probability']
   assert outputs.shape[0] == 0
 
 
