@@ -11,6 +11,8 @@ subprocess, exactly as a user starts it:
   the second is cached entirely. The tests of MLMD, artifacts, TensorBoard,
   notebooks, the report, the serving contract and the served model all read
   it.
+- `task_runs`: the multiclass and regression tasks, zero-config, on
+  datasets scikit-learn ships (tests/task_runs.py).
 - `useless_model_rerun`: on a copy of the e2e outputs, the gate self-test
   model (--drop-all-features) on data with an allow-listed extra column,
   SIGKILLed in the Trainer and run again. Fault recovery (test_faults), the
@@ -18,6 +20,11 @@ subprocess, exactly as a user starts it:
 - `concurrent_runs`: those two --verbose re-runs, with fake credentials in
   their environment. The run lock (test_concurrency) and secrets in logs and
   metadata (test_secrets).
+
+`task_runs` starts in a thread at collection time and `useless_model_rerun`
+as soon as `e2e_run` is done (tests/background.py); unit tests run first
+and the tests that wait for the killed run last, so each background run
+overlaps tests that do not need it.
 
 Runs that must stop before the pipeline starts (refused input, a locked
 output dir) call the runner's `main()` in this process instead
@@ -47,6 +54,7 @@ from absl import logging
 import pytest
 
 from models import keras_choice
+from tests import background
 from tests import installed_package
 
 if TYPE_CHECKING:
@@ -195,8 +203,12 @@ class E2ERun:
 
 
 @pytest.fixture(scope='session')
-def e2e_run(tmp_path_factory) -> E2ERun:
-  """Runs the sample once, then twice at once, with 2 simulated replicas."""
+def e2e_run(request, tmp_path_factory) -> E2ERun:
+  """Runs the sample once, then twice at once, with 2 simulated replicas.
+
+  Once it is done, `useless_model_rerun` starts on a copy of it in the
+  background, if a selected test needs it.
+  """
   root = tmp_path_factory.mktemp('e2e')
   output_dir = root / 'outputs'
   first = run_local_pipeline(output_dir, E2E_ARGS)
@@ -206,8 +218,13 @@ def e2e_run(tmp_path_factory) -> E2ERun:
             if 'Waiting for run PID' in r.stderr]
   later = waited[0] if len(waited) == 1 else 1
   ordered = [pair.results[1 - later], pair.results[later]]
-  return E2ERun(output_dir=output_dir, outputs=[first, *ordered],
-                concurrent=pair)
+  run = E2ERun(output_dir=output_dir, outputs=[first, *ordered],
+               concurrent=pair)
+  if _needed(request.session, _USELESS_FIXTURE):
+    _background[_USELESS_FIXTURE] = background.Background(
+        _USELESS_FIXTURE, _killed_then_rerun, run,
+        tmp_path_factory.mktemp('useless'))
+  return run
 
 
 # The extra column of `useless_model_rerun`'s data, and the anomaly type
@@ -244,7 +261,16 @@ class KilledThenRerun:
 
 
 @pytest.fixture(scope='session')
-def useless_model_rerun(e2e_run, tmp_path_factory) -> KilledThenRerun:
+def useless_model_rerun(e2e_run) -> KilledThenRerun:
+  """The gate self-test model, killed mid-Trainer, then run to the end.
+
+  Started in the background when `e2e_run` finished (see `_killed_then_rerun`).
+  """
+  return _background[_USELESS_FIXTURE].result()
+
+
+def _killed_then_rerun(e2e_run: E2ERun, root: pathlib.Path
+                       ) -> KilledThenRerun:
   """The gate self-test model, killed mid-Trainer, then run to the end.
 
   On a copy of the blessed, pushed e2e outputs, with data the previous runs
@@ -258,7 +284,6 @@ def useless_model_rerun(e2e_run, tmp_path_factory) -> KilledThenRerun:
   from tests import pipeline_state
   from tests import robustness  # It imports this module.
   # pylint: enable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('useless')
   header, rows = robustness.sample_table()
   data = robustness.write_csv(
       root / 'data' / 'data.csv', header + [EXTRA_COLUMN],
@@ -359,30 +384,40 @@ def concurrent_runs(e2e_run) -> ConcurrentRuns:
   return e2e_run.concurrent
 
 
-# --- The multiclass and regression tasks, in the background. -------------
+# --- Runs in the background. ----------------------------------------------
 
 _TASK_RUNS_FIXTURE = 'task_runs'
-_background: List['task_runs_lib.BackgroundTaskRuns'] = []
+_USELESS_FIXTURE = 'useless_model_rerun'
+# Fixture name -> its computation, running or done.
+_background: Dict[str, background.Background] = {}
+
+
+def _needed(session, fixture: str) -> bool:
+  return any(fixture in getattr(item, 'fixturenames', ())
+             for item in session.items)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-  """Unit tests first, so the background task runs overlap them."""
+  """Unit tests first, then e2e tests, and last those of the killed run.
+
+  The background runs then overlap the tests that do not wait for them.
+  """
   del config  # Unused.
-  items.sort(key=lambda item: item.get_closest_marker('e2e') is not None)
+  items.sort(key=lambda item: (
+      item.get_closest_marker('e2e') is not None,
+      _USELESS_FIXTURE in getattr(item, 'fixturenames', ())))
 
 
 def pytest_collection_finish(session) -> None:
-  """Starts the task runs early when a selected test needs them."""
-  if any(_TASK_RUNS_FIXTURE in getattr(item, 'fixturenames', ())
-         for item in session.items):
+  """Starts the task runs at once when a selected test needs them."""
+  if _needed(session, _TASK_RUNS_FIXTURE):
     from tests import task_runs as task_runs_lib  # pylint: disable=g-import-not-at-top
     root = pathlib.Path(session.config._tmp_path_factory.mktemp('tasks'))  # pylint: disable=protected-access
-    _background.append(task_runs_lib.BackgroundTaskRuns(root).start())
+    _background[_TASK_RUNS_FIXTURE] = background.Background(
+        _TASK_RUNS_FIXTURE, task_runs_lib.run_tasks, root)
 
 
 @pytest.fixture(scope='session')
 def task_runs() -> Dict[str, 'task_runs_lib.TaskRun']:
   """The multiclass and regression runs, started at collection time."""
-  if not _background:
-    raise RuntimeError('pytest_collection_finish did not start the task runs')
-  return _background[0].result()
+  return _background[_TASK_RUNS_FIXTURE].result()

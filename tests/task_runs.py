@@ -19,9 +19,7 @@ would add two minutes to every `make test`.
 import dataclasses
 import pathlib
 import subprocess
-import threading
 from typing import Dict
-from typing import Optional
 
 from tests import datasets
 
@@ -61,33 +59,11 @@ def _run_task(data: datasets.TabularCsv, output_dir: pathlib.Path
   return TaskRun(data, output_dir, first)
 
 
-class BackgroundTaskRuns:
-  """Runs both tasks in a thread; `result()` waits for them."""
-
-  def __init__(self, root: pathlib.Path):
-    self._root = root
-    self._results: Dict[str, TaskRun] = {}
-    self._error: Optional[BaseException] = None
-    self._thread = threading.Thread(target=self._run, daemon=True,
-                                    name='task-runs')
-
-  def start(self) -> 'BackgroundTaskRuns':
-    self._thread.start()
-    return self
-
-  def _run(self) -> None:
-    try:
-      for task, make in (('multiclass', datasets.wine_multiclass),
-                         ('regression', datasets.diabetes_regression)):
-        data = make(self._root / 'data' / make.__name__.split('_')[0])
-        self._results[task] = _run_task(data, self._root / f'out-{task}')
-    except BaseException as e:  # pylint: disable=broad-except
-      self._error = e  # Raised in the test that waits for the runs.
-
-  def result(self, timeout: float = 1800) -> Dict[str, TaskRun]:
-    self._thread.join(timeout)
-    if self._thread.is_alive():
-      raise TimeoutError(f'the task runs did not finish in {timeout} s')
-    if self._error is not None:
-      raise RuntimeError('the task runs failed') from self._error
-    return self._results
+def run_tasks(root: pathlib.Path) -> Dict[str, TaskRun]:
+  """Both tasks, one after the other, under `root`."""
+  results = {}
+  for task, make in (('multiclass', datasets.wine_multiclass),
+                     ('regression', datasets.diabetes_regression)):
+    data = make(root / 'data' / make.__name__.split('_')[0])
+    results[task] = _run_task(data, root / f'out-{task}')
+  return results
