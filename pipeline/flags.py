@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import pathlib
 import re
@@ -253,6 +254,9 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
   """
   dataset = dataset or load_dataset_config(args)
   spec = dataset.spec
+  # Hash the file this machine reads; a cloud runner's schema_path may name
+  # the same file inside the image.
+  local_schema = args.schema or dataset.schema_path
   training = dict(dataset.training)
   if args.train_steps is not None:
     training['train_steps'] = args.train_steps
@@ -273,7 +277,16 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
                                allowed_anomalies=tuple(args.allow_anomaly),
                                check_drift=args.check_drift),
       enable_cache=not args.no_cache,
-      beam_pipeline_args=tuple(beam_pipeline_args))
+      beam_pipeline_args=tuple(beam_pipeline_args),
+      schema_sha256=file_sha256(local_schema))
+
+
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a local file's bytes; '' for a remote or missing one."""
+  if '://' in path or not os.path.isfile(path):
+    return ''
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
 
 
 def direct_runner_args(workers: int) -> list:

@@ -136,6 +136,9 @@ class PipelineConfig:
     pipeline_root: Where artifacts are written (local dir or gs:// path).
     data_root: Folder of CSV files with a header row.
     schema_path: Curated schema (.pbtxt), the data contract.
+    schema_sha256: SHA-256 of the schema file's bytes, so that an edited
+      schema is re-imported (ImportSchemaGen caches by path); '' when the
+      runner cannot read the file.
     serving_model_dir: Pusher destination; each blessed model lands in a
       versioned subdirectory.
     dataset: Which columns are features and which is the label.
@@ -156,4 +159,5 @@ class PipelineConfig:
   splits: SplitConfig = SplitConfig()
   enable_cache: bool = True
   beam_pipeline_args: Tuple[str, ...] = ()
+  schema_sha256: str = ''
   component_beam_args: Optional[Dict[str, Tuple[str, ...]]] = None

@@ -16,6 +16,7 @@ from tfx import v1 as tfx
 
 import models
 from pipeline.components import anomaly_gate
+from pipeline.components import curated_schema
 from pipeline.components import drift_gate
 from pipeline.definition import config as config_lib
 from pipeline.definition import evaluation
@@ -97,8 +98,9 @@ def create_pipeline(
   if profile_only:
     return _pipeline(config, [example_gen, statistics_gen, schema_gen],
                      metadata_connection_config)
-  import_schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=config.schema_path).with_id(IMPORT_SCHEMA_GEN)
+  import_schema_gen = curated_schema.CuratedSchemaImport(
+      schema_file=config.schema_path,
+      schema_sha256=config.schema_sha256).with_id(IMPORT_SCHEMA_GEN)
 
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],

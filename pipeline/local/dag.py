@@ -7,8 +7,6 @@ time otherwise.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import os
 import sys
 from typing import Callable
@@ -31,8 +29,6 @@ from pipeline.local import progress
 import schema as schema_lib
 
 DRAFT_DIR = 'draft'
-# Content-addressed copies of the curated schemas runs imported.
-PINNED_SCHEMA_DIR = 'curated_schema'
 
 
 def sqlite_config(path: str) -> metadata_store_pb2.ConnectionConfig:
@@ -131,28 +127,6 @@ def describe_draft(drafted: dataset_config.DatasetConfig) -> str:
   return '\n'.join(lines)
 
 
-def pinned_schema(schema_path: str, root: str) -> str:
-  """A copy of the curated schema at a path named after its content.
-
-  ImportSchemaGen's cache key holds the schema file's path, not what is in
-  it, so a schema edited in place would be served stale from the cache.
-  Importing a copy whose folder is the content's hash makes an edit re-run
-  the schema and everything after it, and an unchanged file hit the cache.
-  """
-  with open(schema_path, 'rb') as f:
-    content = f.read()
-  digest = hashlib.sha256(content).hexdigest()[:16]
-  target = os.path.join(root, PINNED_SCHEMA_DIR, digest,
-                        schema_lib.SCHEMA_FILE)
-  if not os.path.exists(target):
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    partial = f'{target}.{os.getpid()}.partial'
-    with open(partial, 'wb') as f:
-      f.write(content)
-    os.replace(partial, target)  # Atomic: a reader never sees half a file.
-  return target
-
-
 def _keep_previous(path: str) -> None:
   """An earlier draft (maybe hand-edited) is renamed, never overwritten."""
   if os.path.exists(path):
@@ -179,9 +153,6 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     except (RuntimeError, ValueError) as e:
       print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
       return 1
-  if '://' not in config.schema_path:
-    config = dataclasses.replace(
-        config, schema_path=pinned_schema(config.schema_path, layout.root))
   pipeline = pipeline_lib.create_pipeline(
       config, sqlite_config(layout.metadata_path))
   error = _run_dag(pipeline, layout)
