@@ -85,3 +85,10 @@ tensorboard: $(STAMP)
 .PHONY: notebooks
 notebooks: $(STAMP)
 	PIPELINE_OUTPUT_DIR=$(abspath $(OUTPUT_DIR)) $(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+# Side-by-side benchmark against TFX's reference taxi pipeline (minutes):
+# alternating fresh runs and unchanged re-runs, printed as ratios; figures and
+# a plot go to $(OUTPUT_DIR)/bench. See bench/README.md.
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench.bench --output-dir $(OUTPUT_DIR)/bench

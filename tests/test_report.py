@@ -461,3 +461,13 @@ def test_report_renders_in_chromium(e2e_run, chromium, tmp_path):
   assert cached > 0  # the second e2e run reuses most components
   # TFDV's Facets element made it into the page.
   assert 'facets-overview' in dom or 'facets-iframe' in dom
+
+
+def test_strict_lower_bounds_read_as_strict():
+  """The gate adds a tiny epsilon to make 'bound > margin' strict."""
+  from pipeline.definition import evaluation  # pylint: disable=g-import-not-at-top
+  assert run_summary.lower_bound_text(evaluation.STRICT_EPSILON) == '> 0'
+  assert run_summary.lower_bound_text(
+      0.02 + evaluation.STRICT_EPSILON) == '> 0.02'
+  assert run_summary.lower_bound_text(0.9) == '≥ 0.9'
+  assert run_summary.lower_bound_text(10, '>=') == '>= 10'

@@ -32,7 +32,7 @@ METRICS_MODULE = custom_metrics.__name__
 TEST_SPLIT = 'test'
 # TFMA's lower bounds are inclusive; a tiny epsilon makes "bound > margin"
 # strict, so a margin of 0 still rejects a constant model.
-_STRICT = 1e-9
+STRICT_EPSILON = 1e-9
 PRIMARY_METRIC = {
     features.BINARY: 'auc',
     features.MULTICLASS: custom_metrics.ACCURACY_NAME,
@@ -83,7 +83,7 @@ def _metric_configs(spec: features.DatasetSpec,
           _lower_bound(gate.min_example_count)))
   lift = [
       _custom('AccuracyLiftLowerBound', gate,
-              _lower_bound(gate.min_accuracy_lift + _STRICT)),
+              _lower_bound(gate.min_accuracy_lift + STRICT_EPSILON)),
       _custom('AccuracyLiftOverMajority', gate),
       _custom('MajorityClassRate', gate),
   ]
@@ -119,7 +119,7 @@ def _metric_configs(spec: features.DatasetSpec,
   return [tfma.MetricsSpec(metrics=[
       count,
       _custom('RSquaredLowerBound', gate,
-              _lower_bound(gate.min_r_squared + _STRICT)),
+              _lower_bound(gate.min_r_squared + STRICT_EPSILON)),
       _custom('RSquared', gate, _no_drop(gate)),
       _custom('RootMeanSquaredError', gate),
       _custom('MeanAbsoluteError', gate),

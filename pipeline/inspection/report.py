@@ -310,7 +310,7 @@ def _rule_text(threshold: Union[tfma.GenericValueThreshold,
   if isinstance(threshold, tfma.GenericValueThreshold):
     rules = []
     if threshold.HasField('lower_bound'):
-      rules.append(f'≥ {threshold.lower_bound.value:.4g}')
+      rules.append(run_summary.lower_bound_text(threshold.lower_bound.value))
     if threshold.HasField('upper_bound'):
       rules.append(f'≤ {threshold.upper_bound.value:.4g}')
     return ' and '.join(rules)

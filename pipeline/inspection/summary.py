@@ -252,7 +252,7 @@ def _threshold(failure) -> str:
   if threshold.HasField('value_threshold'):
     bound = threshold.value_threshold
     if bound.HasField('lower_bound'):
-      return f'threshold >= {bound.lower_bound.value:.4g}'
+      return 'threshold ' + lower_bound_text(bound.lower_bound.value, '>=')
     if bound.HasField('upper_bound'):
       return f'threshold <= {bound.upper_bound.value:.4g}'
   if threshold.HasField('change_threshold'):
@@ -260,6 +260,14 @@ def _threshold(failure) -> str:
     if change.HasField('absolute'):
       return f'change threshold >= {change.absolute.value:.4g}'
   return 'threshold'
+
+
+def lower_bound_text(value: float, at_least: str = '≥') -> str:
+  """'≥ 0.9', or '> 0' for a strict bound (the gate adds STRICT_EPSILON)."""
+  margin = round(value, 6)
+  if 0 < value - margin <= 2 * evaluation.STRICT_EPSILON:
+    return f'> {margin:.4g}'
+  return f'{at_least} {value:.4g}'
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: this pipeline side by side with TFX's reference taxi pipeline."""
