@@ -205,7 +205,8 @@ def bench_round(round_index: int, work_dir: pathlib.Path
   measurements = []
   for name, kind, command, cwd, env, store, pipeline_name in plan:
     log_path = work_dir / f'round{round_index}-{name}-{kind}.log'
-    print(f'[round {round_index}] {name} {kind} run ... ', end='', flush=True)
+    print(f'[round {round_index}] {name} {KIND_LABELS[kind]} run ... ',
+          end='', flush=True)
     wall, largest, tree = run_measured(command, cwd, env, log_path)
     print(f'{wall:.1f} s, peak RSS {largest / GIB:.2f} GB largest, '
           f'{tree / GIB:.2f} GB tree', flush=True)
@@ -329,7 +330,7 @@ def write_plot(summary: Dict[str, Dict[str, object]], path: pathlib.Path
                else 'this project')
     axis.set_xticks(list(positions))
     axis.set_xticklabels(labels, rotation=30, ha='right')
-    axis.set_title(f'{label} run (median)')
+    axis.set_title(f'{label}, median over rounds')
     axis.set_ylabel('seconds')
     axis.legend()
   figure.tight_layout()
