@@ -56,6 +56,7 @@ COMPONENTS = (run_model.EXAMPLE_GEN_SUFFIX, run_model.STATISTICS_GEN,
 PIPELINES = ('reference', 'project')
 KINDS = ('fresh', 'rerun')
 KIND_LABELS = {'fresh': 'fresh', 'rerun': 're-run'}
+PROGRESS_LABELS = {'fresh': 'fresh run', 'rerun': 'unchanged re-run'}
 GIB = 1024 ** 3
 
 
@@ -205,7 +206,7 @@ def bench_round(round_index: int, work_dir: pathlib.Path
   measurements = []
   for name, kind, command, cwd, env, store, pipeline_name in plan:
     log_path = work_dir / f'round{round_index}-{name}-{kind}.log'
-    print(f'[round {round_index}] {name} {KIND_LABELS[kind]} run ... ',
+    print(f'[round {round_index}] {name} {PROGRESS_LABELS[kind]} ... ',
           end='', flush=True)
     wall, largest, tree = run_measured(command, cwd, env, log_path)
     print(f'{wall:.1f} s, peak RSS {largest / GIB:.2f} GB largest, '
