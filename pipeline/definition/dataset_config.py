@@ -28,7 +28,6 @@ import os
 from typing import Any
 from typing import Dict
 from typing import Mapping
-from typing import Optional
 from typing import Tuple
 
 import yaml
@@ -274,12 +273,3 @@ def _float(value: Any, key: str) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise ValueError(f'`{key}` must be a number, got {value!r}.')
   return float(value)
-
-
-def with_training(config: DatasetConfig, train_steps: Optional[int]
-                  ) -> DatasetConfig:
-  """A copy whose training section records `train_steps` (drafts use it)."""
-  if train_steps is None:
-    return config
-  training = dict(config.training, train_steps=train_steps)
-  return dataclasses.replace(config, training=training)
