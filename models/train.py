@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 from typing import Dict
 from typing import List
+from typing import Optional
 from typing import Tuple
 
 from absl import logging
@@ -17,6 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from models import checkpoints
 from models import data_input
 from models import features
 from models import keras_choice
@@ -68,13 +71,15 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 def _write_training_info(model_run_dir: str,
                          strategy: tf.distribute.Strategy,
-                         global_batch: int) -> None:
-  """Records the devices used next to the TensorBoard logs."""
+                         global_batch: int,
+                         extra: Optional[Dict[str, Any]] = None) -> None:
+  """Records the devices used (and how training went) next to the logs."""
   tf.io.gfile.makedirs(model_run_dir)
   info = {
       'replicas_in_sync': strategy.num_replicas_in_sync,
       'devices': list(strategy.extended.worker_devices),
       'global_batch_size': global_batch,
+      **(extra or {}),
   }
   with tf.io.gfile.GFile(os.path.join(model_run_dir,
                                       config_lib.TRAINING_INFO_FILE),
@@ -196,12 +201,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   with strategy.scope():
     model = model_lib.build_model(dense, categorical, model_config, head)
 
+  # A re-run after a kill continues from the last epoch's checkpoint.
+  backup = checkpoints.backup_dir(fn_args, strategy.num_replicas_in_sync)
+  recorder = checkpoints.ResumeRecorder()
   fit_exact_steps(
       model, train_ds, fn_args.train_steps,
       validation_data=eval_ds,
       validation_steps=fn_args.eval_steps,
-      callbacks=[tf.keras.callbacks.TensorBoard(
-          log_dir=fn_args.model_run_dir, update_freq='epoch')])
+      callbacks=[checkpoints.backup_and_restore(backup), recorder,
+                 tf.keras.callbacks.TensorBoard(
+                     log_dir=fn_args.model_run_dir, update_freq='epoch')])
+  resumed = checkpoints.resume_info(recorder, model)
+  if resumed['resumed_from_step']:
+    logging.info('Resumed from the checkpoint at step %d in %s; trained %d '
+                 'steps.', resumed['resumed_from_step'], backup,
+                 resumed['steps_trained'])
+  _write_training_info(fn_args.model_run_dir, strategy, global_batch,
+                       resumed)
 
   model.save(fn_args.serving_model_dir, save_format='tf',
              signatures=signatures.make_signatures(

@@ -15,7 +15,8 @@ subprocess, exactly as a user starts it:
   datasets scikit-learn ships (tests/task_runs.py).
 - `useless_model_rerun`: on a copy of the e2e outputs, the gate self-test
   model (--drop-all-features) on data with an allow-listed extra column,
-  SIGKILLed in the Trainer and run again. Fault recovery (test_faults), the
+  SIGKILLed in the Trainer after its first checkpoint and run again. Fault
+  recovery and checkpoint resume (test_faults), the
   blessing gate (test_gate) and allow-listed anomalies (test_bad_inputs).
 - `concurrent_runs`: those two --verbose re-runs, with fake credentials in
   their environment. The run lock (test_concurrency) and secrets in logs and
@@ -231,9 +232,12 @@ def e2e_run(request, tmp_path_factory) -> E2ERun:
 # (input_check.NEW_COLUMN_ANOMALY) that lets it through.
 EXTRA_COLUMN = 'dispatch_note'
 NEW_COLUMN_ANOMALY = 'SCHEMA_NEW_COLUMN'
-# Killed as soon as Keras starts fitting; the re-run then trains all steps.
-USELESS_MODEL_ARGS = ('--train-steps', '100', '--drop-all-features',
-                      '--allow-anomaly', NEW_COLUMN_ANOMALY)
+# Two epochs (models/train.py STEPS_PER_EPOCH): killed once the Trainer has
+# saved its first checkpoint, so the re-run resumes instead of restarting.
+USELESS_MODEL_TRAIN_STEPS = 200
+USELESS_MODEL_ARGS = ('--train-steps', str(USELESS_MODEL_TRAIN_STEPS),
+                      '--drop-all-features', '--allow-anomaly',
+                      NEW_COLUMN_ANOMALY)
 
 
 @dataclasses.dataclass
@@ -295,7 +299,8 @@ def _killed_then_rerun(e2e_run: E2ERun, root: pathlib.Path
   cmd = [sys.executable, str(LOCAL_RUNNER), '--data-root', str(data),
          '--output-dir', str(output_dir), *USELESS_MODEL_ARGS]
   killed_id, killed_log = robustness.start_and_kill_in_trainer(
-      cmd, output_dir, root / 'killed_run.log', cwd=REPO_ROOT)
+      cmd, output_dir, root / 'killed_run.log', cwd=REPO_ROOT,
+      after_checkpoint=True)
   store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
   [killed] = store.get_executions_by_id([killed_id])
   rerun = run_local_pipeline(output_dir, USELESS_MODEL_ARGS, data_root=data)

@@ -137,8 +137,15 @@ def _training_started(output_dir: pathlib.Path, run_id: str) -> bool:
   return train_logs.is_dir() and any(train_logs.iterdir())
 
 
+def trainer_checkpoints(output_dir: pathlib.Path) -> List[pathlib.Path]:
+  """The Trainer's saved backups (models/checkpoints.py), if any."""
+  return sorted((output_dir / 'pipeline_root' / 'Trainer' /
+                 'checkpoints').glob('*/chief/checkpoint'))
+
+
 def start_and_kill_in_trainer(cmd: Sequence[str], output_dir: pathlib.Path,
-                              log: pathlib.Path, cwd: pathlib.Path
+                              log: pathlib.Path, cwd: pathlib.Path,
+                              after_checkpoint: bool = False
                               ) -> Tuple[int, str]:
   """Starts a run; SIGKILLs its process group once the Trainer is fitting.
 
@@ -147,6 +154,8 @@ def start_and_kill_in_trainer(cmd: Sequence[str], output_dir: pathlib.Path,
     output_dir: The run's output dir.
     log: Where the run's stdout and stderr go.
     cwd: The run's working directory.
+    after_checkpoint: Wait until the Trainer has saved its first
+      checkpoint, too (the run must train more than one epoch).
 
   Returns:
     The killed Trainer execution's id (its model_run folder name), and the
@@ -165,7 +174,8 @@ def start_and_kill_in_trainer(cmd: Sequence[str], output_dir: pathlib.Path,
             + log.read_text()[-3000:])
         assert time.monotonic() < deadline, 'Trainer never started'
         fresh = sorted(_trainer_runs(output_dir) - before)
-        if fresh and _training_started(output_dir, fresh[-1]):
+        if (fresh and _training_started(output_dir, fresh[-1]) and
+            (not after_checkpoint or trainer_checkpoints(output_dir))):
           started = fresh[-1]
         else:
           time.sleep(0.2)

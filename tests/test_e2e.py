@@ -16,11 +16,12 @@ ALL_COMPONENTS = [
     pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
     pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
-    pipeline_lib.BASELINE_RESOLVER, pipeline_lib.EVALUATOR,
-    pipeline_lib.PUSHER,
+    pipeline_lib.BASELINE_RESOLVER, pipeline_lib.MODEL_CHANGE_CHECK,
+    pipeline_lib.EVALUATOR, pipeline_lib.PUSHER,
 ]
 # Unchanged data, schema, code and config: all of these must come from cache
-# on the second run. The Evaluator re-runs because it now has a baseline.
+# on the second run. Its model is then the blessed baseline itself, so the
+# Evaluator and Pusher are skipped.
 CACHEABLE = [
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
     pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
@@ -69,6 +70,28 @@ def test_second_run_reuses_the_cache(runs):
   for component in CACHEABLE:
     assert states.get(component) == 'cached', (component, states)
   assert second.blessed is True
+
+
+def test_unchanged_rerun_skips_evaluator_and_pusher(runs, e2e_run):
+  first, second = runs
+  states = {c.component_id: c.state for c in second.components}
+  assert states[pipeline_lib.MODEL_CHANGE_CHECK] == 'complete', states
+  assert pipeline_lib.EVALUATOR not in states, states
+  assert pipeline_lib.PUSHER not in states, states
+  assert second.model_unchanged and not first.model_unchanged
+  # It reports the evaluation and push of the run that blessed the model.
+  assert second.blessed_in_run == first.run_id
+  assert second.evaluation_uri == first.evaluation_uri
+  assert second.metrics == first.metrics
+  assert second.pushed_model is None
+  assert second.serving_model == first.pushed_model
+  # One pushed version: the first run's. No re-run pushed again.
+  versions = pipeline_state.pushed_versions(e2e_run.serving_model_dir)
+  assert [str(v) for v in versions] == [first.pushed_model]
+  out = e2e_run.outputs[1].stdout
+  assert 'Model unchanged' in out and 'nothing new pushed' in out
+  assert f'judged in run {first.run_id}' in out
+  assert f'Pushed model: none new (serving {first.pushed_model}' in out
 
 
 def test_runner_prints_a_human_summary(e2e_run):

@@ -9,10 +9,13 @@ gate self-test model (--drop-all-features) on a copy of the blessed output
 dir, with data the earlier runs never saw, so the killed run executes
 ExampleGen to Transform itself. The model can only learn the base rate, so
 an uninterrupted run's decision is known: NOT BLESSED (tests/test_gate.py).
+The kill comes after the Trainer's first checkpoint, so the re-run resumes
+from it and trains only the remaining steps.
 A lost or partial model would make the Evaluator fail rather than pass, and
 the lineage checks below catch it either way.
 """
 
+import json
 import os
 from typing import Dict
 from typing import List
@@ -20,8 +23,11 @@ from typing import List
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
+from models import model_config
+from models import train
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
+from tests import conftest
 from tests import robustness
 from tests.conftest import PIPELINE_NAME
 
@@ -114,3 +120,29 @@ def test_partial_model_is_never_consumed(useless_model_rerun):
   evaluated = _artifacts(store, evaluator.id, metadata_store_pb2.Event.INPUT)
   assert models and models <= set(evaluated), (
       'the Evaluator did not judge the re-run Trainer\'s complete model')
+
+
+def _training_info(output_dir, execution_id: int) -> Dict:
+  path = (output_dir / 'pipeline_root' / 'Trainer' / 'model_run' /
+          str(execution_id) / model_config.TRAINING_INFO_FILE)
+  return json.loads(path.read_text())
+
+
+def test_rerun_resumes_from_the_killed_trainers_checkpoint(
+    useless_model_rerun):
+  """The re-run continued from the checkpoint, it did not start over."""
+  output_dir = useless_model_rerun.output_dir
+  store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
+  trainer = max(_component_executions(store, 'Trainer'), key=lambda e: e.id)
+  assert trainer.id != useless_model_rerun.killed_id
+  info = _training_info(output_dir, trainer.id)
+  steps = conftest.USELESS_MODEL_TRAIN_STEPS
+  # The kill came after the first epoch's checkpoint, before the last one.
+  assert train.STEPS_PER_EPOCH <= info['resumed_from_step'] < steps, info
+  assert info['resumed_from_step'] % train.STEPS_PER_EPOCH == 0, info
+  assert info['steps_trained'] == steps - info['resumed_from_step'], info
+  assert (f"resumed from the checkpoint at step {info['resumed_from_step']} "
+          f"of a killed run; trained {info['steps_trained']} more steps"
+          in useless_model_rerun.rerun.stdout)
+  # Keras deletes the backup once training has finished.
+  assert not robustness.trainer_checkpoints(output_dir)

@@ -73,7 +73,8 @@ def _parse_runs(stdout: str):
   current = None
   for line in stdout.splitlines():
     header = re.match(r'^Run (\S+)\s+pipeline (\S+)\s+(BLESSED|NOT BLESSED|'
-                      r'not evaluated)', line)
+                      r'not evaluated|model unchanged, blessed in run \S+)',
+                      line)
     if header:
       current = runs.setdefault(header.group(1), {'_verdict': header.group(3)})
       continue
@@ -100,24 +101,35 @@ def test_lineage_listing_matches_mlmd(e2e_run):
     trainer = _outputs_by_key(store, nodes['Trainer'].id)
     transform = _outputs_by_key(store, nodes['Transform'].id)
     example_gen = _outputs_by_key(store, nodes['CsvExampleGen'].id)
-    evaluator = _outputs_by_key(store, nodes['Evaluator'].id)
     assert chain['examples'][0] == f'#{example_gen["examples"]}'
     assert chain['transform'][0] == f'#{transform["transform_graph"]}'
     assert chain['model'][0] == f'#{trainer["model"]}'
+    assert chain['data'][1].endswith('taxi_sample')
+    run = run_model.find_run(store, PIPELINE_NAME, run_id)
+    # An unchanged model's evaluation and push are the blessing run's.
+    judged = run.blessed_by or run
+    judged_nodes = _executions_by_node(store, judged.run_id)
+    evaluator = _outputs_by_key(store, judged_nodes['Evaluator'].id)
     assert chain['evaluation'][0] == f'#{evaluator["evaluation"]}'
     assert chain['blessing'][0] == f'#{evaluator["blessing"]}'
-    run = run_model.find_run(store, PIPELINE_NAME, run_id)
-    assert chain['_verdict'] == ('BLESSED' if run.blessed else 'NOT BLESSED')
-    assert chain['push'][1] == (run.pushed_destination or 'not pushed')
-    assert chain['data'][1].endswith('taxi_sample')
+    assert chain['push'][1] == (judged.pushed_destination or 'not pushed')
+    if run.model_unchanged:
+      assert 'Evaluator' not in nodes and 'Pusher' not in nodes
+      assert chain['_verdict'] == (
+          f'model unchanged, blessed in run {judged.run_id}')
+      assert f'from run {judged.run_id}' in chain['evaluation'][2]
+    else:
+      assert chain['_verdict'] == ('BLESSED' if run.blessed
+                                   else 'NOT BLESSED')
   first, second = (runs[r] for r in run_ids[:2])
-  # The second run reused the first run's artifacts from cache...
-  for stage in ('examples', 'transform', 'model'):
+  # The second run reused the first run's artifacts from cache, and its
+  # model is the one the first run blessed: it was not evaluated again.
+  for stage in ('examples', 'transform', 'model', 'evaluation', 'blessing'):
     assert second[stage][0] == first[stage][0]
+  for stage in ('examples', 'transform', 'model'):
     assert 'cached' in second[stage][2]
-  # ...and was evaluated against the model the first run blessed.
   assert 'no baseline' in first['evaluation'][2]
-  assert f'baseline model {first["model"][0]}' in second['evaluation'][2]
+  assert second['_verdict'] == f'model unchanged, blessed in run {run_ids[0]}'
 
 
 @pytest.mark.e2e
@@ -162,7 +174,11 @@ def test_runner_printed_one_start_and_finish_line_per_component(e2e_run):
     # A start line for each component that really ran, none for cache hits.
     assert sorted(started) == sorted(c.component_id for c in summary.components
                                      if c.state != 'cached')
-    assert {m.group(2) for m in events} == {str(len(summary.components))}
+    # The total counts every node, also the Evaluator and Pusher an
+    # unchanged re-run skips.
+    skipped = 2 if summary.model_unchanged else 0
+    assert {m.group(2) for m in events} == {
+        str(len(summary.components) + skipped)}
   # The second run came from cache: the runner said so per component.
   second = run_model.find_run(store, PIPELINE_NAME, run_ids[1])
   assert second.component('Trainer').state == 'cached'

@@ -69,8 +69,10 @@ EXPECTED_UPSTREAM = {
     P.TRAINER: {P.TRANSFORM, P.IMPORT_SCHEMA_GEN},
     BLESSING_RESOLVER: set(),
     MODEL_RESOLVER: {BLESSING_RESOLVER},
-    P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER},
-    P.PUSHER: {P.TRAINER, P.EVALUATOR},
+    P.MODEL_CHANGE_CHECK: {P.TRAINER, MODEL_RESOLVER},
+    P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER,
+                  P.MODEL_CHANGE_CHECK},
+    P.PUSHER: {P.TRAINER, P.EVALUATOR, P.MODEL_CHANGE_CHECK},
 }
 
 
@@ -154,6 +156,16 @@ def test_every_component_is_a_task_with_its_dependencies(spec_off, spec_on):
     assert set(tasks) == set(EXPECTED_UPSTREAM)
     for name, task in tasks.items():
       assert _upstream(task) == EXPECTED_UPSTREAM[name], name
+
+
+def test_evaluator_and_pusher_run_only_for_a_new_model(spec_off):
+  """The Cond on ModelChangeCheck compiles into a Vertex trigger policy."""
+  tasks = _tasks(spec_off)
+  for name in (P.EVALUATOR, P.PUSHER):
+    condition = tasks[name]['triggerPolicy']['condition']
+    assert f"['_{P.MODEL_CHANGE_CHECK}.change']" in condition, condition
+    assert "metadata['is_new'] == 1" in condition, condition
+  assert 'triggerPolicy' not in tasks[P.TRAINER]
 
 
 def test_every_container_runs_the_requested_image(spec_off, spec_on):

@@ -18,6 +18,7 @@ import models
 from pipeline.components import anomaly_gate
 from pipeline.components import curated_schema
 from pipeline.components import drift_gate
+from pipeline.components import model_change
 from pipeline.definition import config as config_lib
 from pipeline.definition import evaluation
 
@@ -34,6 +35,7 @@ ANOMALY_GATE = 'AnomalyGate'
 TRANSFORM = 'Transform'
 TRAINER = 'Trainer'
 BASELINE_RESOLVER = 'LatestBlessedModelResolver'
+MODEL_CHANGE_CHECK = 'ModelChangeCheck'
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
 # Components that run Beam jobs, and so accept per-component Beam args.
@@ -143,25 +145,34 @@ def create_pipeline(
           type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id(BASELINE_RESOLVER)
 
-  evaluator = tfx.components.Evaluator(
-      examples=example_gen.outputs['examples'],
-      example_splits=[evaluation.TEST_SPLIT],
+  # An unchanged re-run's cached model is the blessed baseline itself:
+  # Evaluator and Pusher run only for a model that is not yet the baseline.
+  change_check = model_change.ModelChangeCheck(
       model=trainer.outputs['model'],
       baseline_model=baseline_resolver.outputs['model'],
-      eval_config=evaluation.eval_config(config.dataset, config.gate),
-  ).with_id(EVALUATOR)
+  ).with_id(MODEL_CHANGE_CHECK)
+  model_is_new = change_check.outputs[model_change.OUTPUT_KEY].future()[
+      0].custom_property(model_change.IS_NEW) == 1
+  with tfx.dsl.Cond(model_is_new):
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'],
+        example_splits=[evaluation.TEST_SPLIT],
+        model=trainer.outputs['model'],
+        baseline_model=baseline_resolver.outputs['model'],
+        eval_config=evaluation.eval_config(config.dataset, config.gate),
+    ).with_id(EVALUATOR)
 
-  pusher = tfx.components.Pusher(
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.serving_model_dir)),
-  ).with_id(PUSHER)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir)),
+    ).with_id(PUSHER)
 
   components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
                 example_validator, gate, transform, trainer,
-                baseline_resolver, evaluator, pusher]
+                baseline_resolver, change_check, evaluator, pusher]
   if config.gate.check_drift:
     drift_gate.add_to_pipeline(
         components, statistics_gen, import_schema_gen, after=gate,

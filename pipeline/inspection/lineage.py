@@ -28,6 +28,9 @@ def format_run(run: run_model.Run) -> str:
   """A header line, then one line per link of the chain."""
   verdict = {True: 'BLESSED', False: 'NOT BLESSED',
              None: 'not evaluated'}[run.blessed]
+  if run.model_unchanged:
+    verdict = 'model unchanged' + (
+        f', blessed in run {run.blessed_by.run_id}' if run.blessed_by else '')
   counts = [f'{run.count(s)} {s}' for s in ('complete', 'cached', 'FAILED')
             if run.count(s)]
   lines = [f'Run {run.run_id}  pipeline {run.pipeline_name}  {verdict}  '

@@ -217,6 +217,8 @@ class ReportView:
   verdict: Verdict
   chips: Tuple[Chip, ...] = ()
   pushed_model: Optional[str] = None
+  # Shown when nothing was pushed because the model was unchanged.
+  serving_note: str = ''
   evaluation: Optional[EvaluationView] = None
   components: Tuple[ComponentRow, ...] = ()
   lineage: Tuple[LineageRow, ...] = ()
@@ -464,6 +466,10 @@ def view_of(run: run_model.Run, summary: run_summary.RunSummary,
       chips=tuple(Chip(name, metrics[name]) for name in SLICE_METRICS
                   if name in metrics),
       pushed_model=summary.pushed_model,
+      serving_note=(
+          f'none new: model unchanged, serving {summary.serving_model} '
+          f'(pushed in run {summary.blessed_in_run})'
+          if summary.model_unchanged and summary.serving_model else ''),
       evaluation=(_evaluation_view(summary) if summary.evaluation_uri
                   else None),
       components=tuple(ComponentRow(e.component_id, e.state, e.seconds)

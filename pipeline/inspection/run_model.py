@@ -65,6 +65,12 @@ TRANSFORM = 'Transform'
 TRAINER = 'Trainer'
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
+# pipeline.components.model_change: its output says whether the Trainer's
+# model is new or already the blessed baseline (then Evaluator and Pusher
+# are skipped). Repeated here: this module imports no TFX.
+MODEL_CHANGE_CHECK = 'ModelChangeCheck'
+MODEL_CHANGE_KEY = 'change'
+IS_NEW = 'is_new'
 
 
 def open_store(metadata_path: str, readonly: bool = True
@@ -167,6 +173,9 @@ class Run:
   run_id: str
   create_time_ms: int
   executions: List[Execution]
+  # For a run whose model was unchanged: the earlier run that evaluated and
+  # blessed that model (see `model_unchanged`).
+  blessed_by: Optional['Run'] = None
 
   def execution(self, component_class_name: str) -> Optional[Execution]:
     """The last execution of a component class ('Trainer'), or of any
@@ -191,6 +200,15 @@ class Run:
   def count(self, state: str) -> int:
     """How many executions ended in (or are in) `state`."""
     return sum(1 for e in self.executions if e.state == state)
+
+  @property
+  def model_unchanged(self) -> bool:
+    """The Trainer's model was already the blessed baseline, so Evaluator
+    and Pusher were skipped (an unchanged re-run)."""
+    change = _output(self.execution(MODEL_CHANGE_CHECK), MODEL_CHANGE_KEY)
+    if change is None or IS_NEW not in change.custom_properties:
+      return False
+    return not change.custom_properties[IS_NEW].int_value
 
   @property
   def blessed(self) -> Optional[bool]:
@@ -235,8 +253,11 @@ class Run:
     example_gen = self.execution(EXAMPLE_GEN_SUFFIX)
     transform = self.execution(TRANSFORM)
     trainer = self.execution(TRAINER)
-    evaluator = self.execution(EVALUATOR)
-    pusher = self.execution(PUSHER)
+    # An unchanged model's evaluation, blessing and push are those of the
+    # run that blessed it; this run skipped Evaluator and Pusher.
+    judged = self.blessed_by or self
+    evaluator = judged.execution(EVALUATOR)
+    pusher = judged.execution(PUSHER)
     links = [_data_link(example_gen)]
     # Each link is what the next stage consumed when there is a next stage,
     # else what this stage produced; so a broken link shows up as a mismatch
@@ -249,7 +270,7 @@ class Run:
     links.append(_link('transform', graph, transform))
     model = _input(evaluator, 'model') or _output(trainer, 'model')
     links.append(_link('model', model, trainer))
-    baseline = self.baseline_model
+    baseline = judged.baseline_model
     eval_link = _link('evaluation', _output(evaluator, 'evaluation'),
                       evaluator)
     eval_link.note = ', '.join(filter(None, [
@@ -257,7 +278,8 @@ class Run:
         f'baseline model #{baseline.id}' if baseline is not None
         else ('no baseline' if evaluator is not None else '')]))
     links.append(eval_link)
-    verdict = {True: 'BLESSED', False: 'NOT BLESSED', None: ''}[self.blessed]
+    verdict = {True: 'BLESSED', False: 'NOT BLESSED', None: ''}[
+        judged.blessed]
     blessing_link = _link('blessing', _output(evaluator, 'blessing'),
                           evaluator)
     blessing_link.note = ', '.join(filter(None, [verdict, blessing_link.note]))
@@ -265,8 +287,12 @@ class Run:
     pushed = _output(pusher, 'pushed_model')
     push_link = _link('push', pushed, pusher)
     if pushed is not None:
-      push_link.location = self.pushed_destination or 'not pushed'
+      push_link.location = judged.pushed_destination or 'not pushed'
     links.append(push_link)
+    if judged is not self:
+      for link in links[-3:]:
+        link.note = ', '.join(filter(None, [
+            link.note, f'model unchanged: from run {judged.run_id}']))
     return links
 
 
@@ -403,7 +429,31 @@ def read_run(store: metadata_store.MetadataStore,
         component_class=component_class(execution),
         state=state_name(execution), seconds=duration_seconds(execution),
         proto=execution, inputs=inputs, outputs=outputs))
+  if run.model_unchanged:
+    run.blessed_by = _blessing_run(store, run)
   return run
+
+
+def _blessing_run(store: metadata_store.MetadataStore, run: Run
+                  ) -> Optional[Run]:
+  """The latest earlier run whose Evaluator blessed `run`'s model."""
+  model = _output(run.execution(TRAINER), 'model')
+  if model is None:
+    return None
+  consumers = sorted({event.execution_id for event in
+                      store.get_events_by_artifact_ids([model.id])
+                      if event.type == metadata_store_pb2.Event.INPUT})
+  for execution in reversed(store.get_executions_by_id(consumers)):
+    if (component_class(execution) != EVALUATOR or
+        state_name(execution) != 'complete'):
+      continue
+    for context in store.get_contexts_by_execution(execution.id):
+      if context.type == RUN_CONTEXT and context.name != run.run_id:
+        earlier = read_run(store, context, run.pipeline_name)
+        judged = _input(earlier.execution(EVALUATOR), 'model')
+        if earlier.blessed and judged is not None and judged.id == model.id:
+          return earlier
+  return None
 
 
 def find_run(store: metadata_store.MetadataStore, pipeline_name: str,

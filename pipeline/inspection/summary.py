@@ -82,6 +82,12 @@ class RunSummary:
   schema_uris: Dict[str, str] = dataclasses.field(default_factory=dict)
   schema_differences: Optional[List[str]] = None
   training_info: Optional[Dict] = None
+  # An unchanged re-run: the model is already the blessed baseline, so
+  # Evaluator and Pusher were skipped. The evaluation and blessing shown are
+  # those of the run that blessed it (`blessed_in_run`).
+  model_unchanged: bool = False
+  blessed_in_run: Optional[str] = None
+  serving_model: Optional[str] = None
 
   def component(self, component_id: str) -> Optional[ComponentRun]:
     for run in self.components:
@@ -100,11 +106,24 @@ def summarize(run: run_model.Run) -> RunSummary:
       evaluation_uri=run.evaluation_uri)
   if run.model_run_uri:
     summary.training_info = _read_training_info(run.model_run_uri)
+  earlier = run.blessed_by
+  if run.model_unchanged:
+    summary.model_unchanged = True
+  if earlier is not None:
+    summary.blessed_in_run = earlier.run_id
+    summary.blessed = earlier.blessed
+    summary.evaluation_uri = earlier.evaluation_uri
+    summary.serving_model = earlier.pushed_destination
   if summary.evaluation_uri:
     summary.metrics, summary.slice_metrics = read_metrics(
         summary.evaluation_uri)
     if summary.blessed is not None:
       summary.blessing_reason = blessing_reason(summary.evaluation_uri)
+  if summary.model_unchanged:
+    summary.blessing_reason = (
+        'model unchanged: already the blessed baseline' +
+        (f', judged in run {earlier.run_id}: {summary.blessing_reason}'
+         if earlier is not None else ''))
   schemas = {}
   for execution in run.executions:
     schema = execution.output(SCHEMA_KEY)
@@ -280,6 +299,10 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"Training: {info['replicas_in_sync']} replica(s) in sync on "
                  f"{', '.join(info['devices'])}; global batch "
                  f"{info['global_batch_size']}")
+    if info.get('resumed_from_step'):
+      lines.append(f"  resumed from the checkpoint at step "
+                   f"{info['resumed_from_step']} of a killed run; trained "
+                   f"{info['steps_trained']} more steps")
   if summary.metrics:
     shown = [f'{k}={summary.metrics[k]:.4f}' for k in HEADLINE_METRICS
              if k in summary.metrics and not math.isnan(summary.metrics[k])]
@@ -303,12 +326,21 @@ def format_summary(summary: RunSummary) -> str:
              not (k == 'auc' and single_class)]
     lines.append(f"  slice {name}: n={values.get('example_count', 0):.0f} "
                  + ', '.join(shown))
+  if summary.model_unchanged:
+    lines.append('Model unchanged: the Trainer\'s model is already the '
+                 'blessed baseline; Evaluator and Pusher skipped, nothing '
+                 'new pushed.')
   if summary.blessed is None:
     lines.append('Blessing: not evaluated (the run stopped earlier)')
   else:
     verdict = 'BLESSED' if summary.blessed else 'NOT BLESSED'
     lines.append(f'Blessing: {verdict} ({summary.blessing_reason})')
-  lines.append('Pushed model: ' + (summary.pushed_model or 'none'))
+  if summary.model_unchanged:
+    lines.append('Pushed model: none new' + (
+        f' (serving {summary.serving_model}, pushed in run '
+        f'{summary.blessed_in_run})' if summary.serving_model else ''))
+  else:
+    lines.append('Pushed model: ' + (summary.pushed_model or 'none'))
   if summary.schema_differences is not None:
     if summary.schema_differences:
       lines.append('Schema: the data differs from the curated schema '
