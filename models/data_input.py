@@ -7,12 +7,12 @@ from typing import Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer import fn_args_utils
 from tfx_bsl.public import tfxio
 
 
 def input_fn(file_pattern: List[str],
-             data_accessor: tfx.components.DataAccessor,
+             data_accessor: fn_args_utils.DataAccessor,
              tf_transform_output: tft.TFTransformOutput,
              label_key: str,
              batch_size: int,

@@ -17,7 +17,7 @@ from typing import Tuple
 from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer import fn_args_utils
 
 from models import checkpoints
 from models import data_input
@@ -132,7 +132,7 @@ def fit_exact_steps(model: tf.keras.Model, train_ds: tf.data.Dataset,
                    callbacks=[*callbacks, StopAtStep(steps)], **fit_kwargs)
 
 
-def model_head(spec: features.DatasetSpec, fn_args: tfx.components.FnArgs,
+def model_head(spec: features.DatasetSpec, fn_args: fn_args_utils.FnArgs,
                tf_transform_output: tft.TFTransformOutput) -> model_lib.Head:
   """The task's head; a regression head learns the label's scale first."""
   if spec.task == features.MULTICLASS:
@@ -145,7 +145,7 @@ def model_head(spec: features.DatasetSpec, fn_args: tfx.components.FnArgs,
   return model_lib.Head(spec.task)
 
 
-def label_moments(files: List[str], data_accessor: tfx.components.DataAccessor,
+def label_moments(files: List[str], data_accessor: fn_args_utils.DataAccessor,
                   tf_transform_output: tft.TFTransformOutput,
                   label_key: str) -> Tuple[float, float]:
   """Mean and standard deviation of the training labels, in one pass.
@@ -170,7 +170,7 @@ def label_moments(files: List[str], data_accessor: tfx.components.DataAccessor,
   return mean, std if std > 1e-12 else 1.0
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the model and saves it with its serving signatures."""
   keras_choice.require_legacy_keras()
   spec = features.DatasetSpec.from_dict(fn_args.custom_config['dataset'])

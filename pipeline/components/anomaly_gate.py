@@ -16,11 +16,14 @@ from typing import Tuple
 from absl import logging
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
 from tfx.components.example_validator import (
   executor as example_validator_executor,
 )
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 
 # ExampleValidator's file name inside each `Split-<name>` folder.
 ANOMALIES_FILE = example_validator_executor.DEFAULT_FILE_NAME
@@ -30,7 +33,7 @@ class DataAnomalyError(RuntimeError):
   """The examples break the curated schema in a way not allow-listed."""
 
 
-def read_anomalies(artifact: tfx.types.standard_artifacts.ExampleAnomalies
+def read_anomalies(artifact: standard_artifacts.ExampleAnomalies
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
   """ExampleValidator's Anomalies protos, by split, from its artifact."""
   return {split: anomalies_util.load_anomalies_binary(os.path.join(
@@ -62,11 +65,11 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies],
   return blocking, allowed_lines
 
 
-@tfx.dsl.components.component
+@component
 def AnomalyGate(  # pylint: disable=invalid-name
-    anomalies: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleAnomalies],
-    allowed_anomaly_types: tfx.dsl.components.Parameter[str] = '',
+    anomalies: InputArtifact[
+        standard_artifacts.ExampleAnomalies],
+    allowed_anomaly_types: Parameter[str] = '',
 ) -> None:
   """Fails when any anomaly type outside `allowed_anomaly_types` is present.
 

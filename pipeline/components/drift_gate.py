@@ -28,9 +28,15 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
-from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import OutputArtifact
+from tfx.dsl.component.experimental.annotations import Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
+from tfx.types import channel
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from pipeline.components import anomaly_gate
@@ -57,7 +63,7 @@ class DataDriftError(RuntimeError):
   comparator thresholds, and that anomaly type is not allow-listed."""
 
 
-def read_statistics(artifact: tfx.types.standard_artifacts.ExampleStatistics,
+def read_statistics(artifact: standard_artifacts.ExampleStatistics,
                     split: str
                     ) -> statistics_pb2.DatasetFeatureStatisticsList:
   """Reads one split of a StatisticsGen (or DriftGate) output artifact."""
@@ -122,7 +128,7 @@ def check(current: Dict[str, statistics_pb2.DatasetFeatureStatisticsList],
   return tolerated
 
 
-class LatestIfAnyStrategy(tfx.dsl.experimental.ResolverStrategy):
+class LatestIfAnyStrategy(resolver.ResolverStrategy):
   """The newest artifact of each channel, or none on a first run.
 
   TFX's LatestArtifactStrategy fails input resolution when there is nothing
@@ -134,18 +140,18 @@ class LatestIfAnyStrategy(tfx.dsl.experimental.ResolverStrategy):
             for key, artifacts in input_dict.items()}
 
 
-@tfx.dsl.components.component
+@component
 def DriftGate(  # pylint: disable=invalid-name
-    statistics: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.Schema],
-    accepted_statistics: tfx.dsl.components.OutputArtifact[
-        tfx.types.standard_artifacts.ExampleStatistics],
-    baseline_statistics: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleStatistics] = None,
-    allowed_anomaly_types: tfx.dsl.components.Parameter[str] = '',
-    splits: tfx.dsl.components.Parameter[str] = DEFAULT_SPLITS,
+    statistics: InputArtifact[
+        standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[
+        standard_artifacts.Schema],
+    accepted_statistics: OutputArtifact[
+        standard_artifacts.ExampleStatistics],
+    baseline_statistics: InputArtifact[
+        standard_artifacts.ExampleStatistics] = None,
+    allowed_anomaly_types: Parameter[str] = '',
+    splits: Parameter[str] = DEFAULT_SPLITS,
 ) -> None:
   """Fails on drift beyond the schema's comparators; else records a baseline.
 
@@ -202,10 +208,10 @@ def add_to_pipeline(components: List, statistics_gen, import_schema_gen,
       compiles TFX's LatestArtifactStrategy (and LatestBlessedModelStrategy),
       so a Vertex pipeline must pass that one.
   """
-  baseline = tfx.dsl.Resolver(
+  baseline = resolver.Resolver(
       strategy_class=strategy_class,
-      statistics=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ExampleStatistics,
+      statistics=channel.Channel(
+          type=standard_artifacts.ExampleStatistics,
           producer_component_id=DRIFT_GATE,
           output_key=ACCEPTED_STATISTICS),
   ).with_id(BASELINE_RESOLVER)

@@ -15,14 +15,18 @@ for Kubeflow V2 as well as running under LocalDagRunner.
 from typing import Optional
 
 from absl import logging
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact
+from tfx.types import standard_artifacts
 
 IS_NEW = 'is_new'
 BASELINE_ID = 'baseline_model_id'
 OUTPUT_KEY = 'change'
 
 
-class ModelChange(tfx.dsl.Artifact):
+class ModelChange(artifact.Artifact):
   """Whether a candidate model differs from the blessed baseline.
 
   Custom properties: `is_new` (1 or 0), `baseline_model_id` (0 without one).
@@ -31,8 +35,8 @@ class ModelChange(tfx.dsl.Artifact):
   TYPE_NAME = 'tabular.ModelChange'
 
 
-def is_new(model: tfx.dsl.Artifact,
-           baseline: Optional[tfx.dsl.Artifact]) -> bool:
+def is_new(model: artifact.Artifact,
+           baseline: Optional[artifact.Artifact]) -> bool:
   """True unless `baseline` is the very artifact `model` (same id or URI)."""
   if baseline is None:
     return True
@@ -41,13 +45,13 @@ def is_new(model: tfx.dsl.Artifact,
   return model.uri != baseline.uri
 
 
-@tfx.dsl.components.component
+@component
 def ModelChangeCheck(  # pylint: disable=invalid-name
-    model: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.Model],
-    change: tfx.dsl.components.OutputArtifact[ModelChange],
-    baseline_model: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.Model] = None,
+    model: InputArtifact[
+        standard_artifacts.Model],
+    change: OutputArtifact[ModelChange],
+    baseline_model: InputArtifact[
+        standard_artifacts.Model] = None,
 ) -> None:
   """Records whether `model` is new, i.e. not the blessed `baseline_model`.
 

@@ -12,7 +12,17 @@ import pathlib
 from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+from tfx import components as tfx_components
+from tfx.dsl.components.common import resolver
+from tfx.dsl.experimental.conditionals import conditional
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import example_gen_pb2
+from tfx.proto import pusher_pb2
+from tfx.proto import trainer_pb2
+from tfx.proto import transform_pb2
+from tfx.types import channel
+from tfx.types import standard_artifacts
 
 import models
 from pipeline.components import anomaly_gate
@@ -62,7 +72,7 @@ def create_pipeline(
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     profile_only: bool = False,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
   """Wires the components.
 
   Args:
@@ -78,23 +88,23 @@ def create_pipeline(
     The TFX pipeline.
   """
   splits = config.splits
-  example_gen = tfx.components.CsvExampleGen(
+  example_gen = tfx_components.CsvExampleGen(
       input_base=config.data_root,
-      output_config=tfx.proto.Output(
-          split_config=tfx.proto.SplitConfig(splits=[
-              tfx.proto.SplitConfig.Split(name='train',
+      output_config=example_gen_pb2.Output(
+          split_config=example_gen_pb2.SplitConfig(splits=[
+              example_gen_pb2.SplitConfig.Split(name='train',
                                           hash_buckets=splits.train),
-              tfx.proto.SplitConfig.Split(name='eval', hash_buckets=splits.eval),
-              tfx.proto.SplitConfig.Split(name=evaluation.TEST_SPLIT,
+              example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=splits.eval),
+              example_gen_pb2.SplitConfig.Split(name=evaluation.TEST_SPLIT,
                                           hash_buckets=splits.test),
           ]))).with_id(EXAMPLE_GEN)
 
-  statistics_gen = tfx.components.StatisticsGen(
+  statistics_gen = tfx_components.StatisticsGen(
       examples=example_gen.outputs['examples']).with_id(STATISTICS_GEN)
 
   # The curated schema is the contract. The inferred one is kept next to it
   # so the run summary can show how today's data differs from the contract.
-  schema_gen = tfx.components.SchemaGen(
+  schema_gen = tfx_components.SchemaGen(
       statistics=statistics_gen.outputs['statistics'],
       infer_feature_shape=True).with_id(SCHEMA_GEN)
   if profile_only:
@@ -104,7 +114,7 @@ def create_pipeline(
       schema_file=config.schema_path,
       schema_sha256=config.schema_sha256).with_id(IMPORT_SCHEMA_GEN)
 
-  example_validator = tfx.components.ExampleValidator(
+  example_validator = tfx_components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=import_schema_gen.outputs['schema']).with_id(EXAMPLE_VALIDATOR)
   gate = anomaly_gate.AnomalyGate(
@@ -114,35 +124,35 @@ def create_pipeline(
 
   fingerprint = code_fingerprint()
   dataset = config.dataset.to_dict()
-  transform = tfx.components.Transform(
+  transform = tfx_components.Transform(
       examples=example_gen.outputs['examples'],
       schema=import_schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
-      splits_config=tfx.proto.SplitsConfig(
+      splits_config=transform_pb2.SplitsConfig(
           analyze=['train'], transform=['train', 'eval']),
       custom_config={'dataset': dataset, 'code_version': fingerprint},
   ).with_id(TRANSFORM)
   transform.add_upstream_node(gate)
 
   training = config.training
-  trainer = tfx.components.Trainer(
+  trainer = tfx_components.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=import_schema_gen.outputs['schema'],
-      train_args=tfx.proto.TrainArgs(splits=['train'],
+      train_args=trainer_pb2.TrainArgs(splits=['train'],
                                      num_steps=training.train_steps),
-      eval_args=tfx.proto.EvalArgs(splits=['eval'],
+      eval_args=trainer_pb2.EvalArgs(splits=['eval'],
                                    num_steps=training.eval_steps),
       custom_config={'dataset': dataset, 'code_version': fingerprint,
                      'training': training.trainer_custom_config()},
   ).with_id(TRAINER)
 
-  baseline_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing),
+  baseline_resolver = resolver.Resolver(
+      strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
+      model=channel.Channel(type=standard_artifacts.Model),
+      model_blessing=channel.Channel(
+          type=standard_artifacts.ModelBlessing),
   ).with_id(BASELINE_RESOLVER)
 
   # An unchanged re-run's cached model is the blessed baseline itself:
@@ -153,8 +163,8 @@ def create_pipeline(
   ).with_id(MODEL_CHANGE_CHECK)
   model_is_new = change_check.outputs[model_change.OUTPUT_KEY].future()[
       0].custom_property(model_change.IS_NEW) == 1
-  with tfx.dsl.Cond(model_is_new):
-    evaluator = tfx.components.Evaluator(
+  with conditional.Cond(model_is_new):
+    evaluator = tfx_components.Evaluator(
         examples=example_gen.outputs['examples'],
         example_splits=[evaluation.TEST_SPLIT],
         model=trainer.outputs['model'],
@@ -162,11 +172,11 @@ def create_pipeline(
         eval_config=evaluation.eval_config(config.dataset, config.gate),
     ).with_id(EVALUATOR)
 
-    pusher = tfx.components.Pusher(
+    pusher = tfx_components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir)),
     ).with_id(PUSHER)
 
@@ -182,12 +192,12 @@ def create_pipeline(
 
 def _pipeline(config: config_lib.PipelineConfig, components: list,
               metadata_connection_config: Optional[
-                  metadata_store_pb2.ConnectionConfig]) -> tfx.dsl.Pipeline:
+                  metadata_store_pb2.ConnectionConfig]) -> tfx_pipeline.Pipeline:
   for component in components:
     extra = (config.component_beam_args or {}).get(component.id)
     if extra:
       component.with_beam_pipeline_args(list(extra))
-  return tfx.dsl.Pipeline(
+  return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
       components=components,

@@ -15,7 +15,9 @@ from typing import Optional
 from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.local import local_dag_runner
 
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
@@ -32,7 +34,7 @@ DRAFT_DIR = 'draft'
 
 
 def sqlite_config(path: str) -> metadata_store_pb2.ConnectionConfig:
-  return tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+  return metadata.sqlite_metadata_connection_config(path)
 
 
 def simulate_cpu_devices(count: int) -> None:
@@ -46,7 +48,7 @@ def simulate_cpu_devices(count: int) -> None:
       cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def _run_dag(pipeline: tfx.dsl.Pipeline, layout: cli.OutputLayout
+def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout
              ) -> Optional[Exception]:
   """Runs a pipeline with progress lines; returns its error, if any."""
   # One line per component start and finish, read from MLMD as it goes.
@@ -54,7 +56,7 @@ def _run_dag(pipeline: tfx.dsl.Pipeline, layout: cli.OutputLayout
       layout.metadata_path, pipeline.pipeline_info.pipeline_name,
       total=len(pipeline.components)).start()
   try:
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    local_dag_runner.LocalDagRunner().run(pipeline)
   except Exception as e:  # pylint: disable=broad-except
     # Reported by the caller, after the summary of what did run.
     return e
