@@ -34,6 +34,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Sequence
+from typing import Tuple
 
 import psutil
 
@@ -58,6 +59,15 @@ KINDS = ('fresh', 'rerun')
 KIND_LABELS = {'fresh': 'fresh', 'rerun': 're-run'}
 PROGRESS_LABELS = {'fresh': 'fresh run', 'rerun': 'unchanged re-run'}
 GIB = 1024 ** 3
+# Issue #11's targets: (table row, the most the median ratio may be).
+TARGETS = (
+    ('fresh wall (s)', 0.5),
+    ('re-run wall (s)', 0.4),
+    ('fresh peak RSS largest (GB)', 1.2),
+    ('re-run peak RSS largest (GB)', 1.2),
+    ('fresh peak RSS tree (GB)', 1.0),
+    ('re-run peak RSS tree (GB)', 1.0),
+)
 
 
 class RunFailed(RuntimeError):
@@ -308,6 +318,26 @@ def format_table(summary: Dict[str, Dict[str, object]], rounds: int) -> str:
   return '\n'.join(lines)
 
 
+def check_targets(summary: Dict[str, Dict[str, object]]
+                  ) -> List[Tuple[str, float, Optional[float], bool]]:
+  """(row, target, median ratio, met) for each target in TARGETS."""
+  results = []
+  for metric, most in TARGETS:
+    ratio = summary[metric]['median']['ratio']
+    results.append((metric, most, ratio, ratio is not None and ratio <= most))
+  return results
+
+
+def format_targets(results: Sequence[Tuple[str, float, Optional[float], bool]]
+                   ) -> str:
+  lines = ['Targets (median ratio, project / reference):']
+  for metric, most, ratio, met in results:
+    shown = '-' if ratio is None else f'{ratio:.2f}'
+    lines.append(f'  {metric:<30} <= {most:.2f}   {shown:>5}   '
+                 f'{"met" if met else "NOT MET"}')
+  return '\n'.join(lines)
+
+
 def write_plot(summary: Dict[str, Dict[str, object]], path: pathlib.Path
                ) -> None:
   """Bar plot of the median wall time per component, both pipelines side by
@@ -378,6 +408,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   summary = summarize(measurements, args.rounds)
   print()
   print(format_table(summary, args.rounds))
+  targets = check_targets(summary)
+  print()
+  print(format_targets(targets))
   json_path = output_dir / 'bench.json'
   png_path = output_dir / 'bench.png'
   json_path.write_text(json.dumps({
@@ -385,6 +418,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       'rounds': args.rounds,
       'sample_seconds': SAMPLE_SECONDS,
       'summary': summary,
+      'targets': [{'metric': m, 'at_most': most, 'ratio': ratio, 'met': met}
+                  for m, most, ratio, met in targets],
       'runs': [dataclasses.asdict(m) for m in measurements],
   }, indent=2))
   write_plot(summary, png_path)
