@@ -129,7 +129,8 @@ def _tree_rss(root: psutil.Process) -> List[int]:
 
 
 def run_measured(command: Sequence[str], cwd: pathlib.Path,
-                 env: Dict[str, str], log_path: pathlib.Path
+                 env: Dict[str, str], log_path: pathlib.Path,
+                 timeline: Optional[List[Tuple[float, int, int]]] = None
                  ) -> tuple[float, int, int]:
   """Runs `command`, sampling the RSS of its process tree.
 
@@ -138,6 +139,8 @@ def run_measured(command: Sequence[str], cwd: pathlib.Path,
     cwd: Its working directory.
     env: Its full environment.
     log_path: Where its stdout and stderr go.
+    timeline: If given, gets one (epoch seconds, largest, tree) sample per
+      poll, to attribute peaks to components afterwards.
 
   Returns:
     Wall seconds, peak RSS of the largest single process, and peak RSS of the
@@ -158,6 +161,8 @@ def run_measured(command: Sequence[str], cwd: pathlib.Path,
       if sizes:
         peak_largest = max(peak_largest, max(sizes))
         peak_tree = max(peak_tree, sum(sizes))
+        if timeline is not None:
+          timeline.append((time.time(), max(sizes), sum(sizes)))
       time.sleep(SAMPLE_SECONDS)
   wall = time.monotonic() - start
   if process.returncode != 0:
