@@ -35,6 +35,7 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 from typing import Tuple
+import warnings
 
 from bench import bench
 from pipeline.inspection import run_model
@@ -272,6 +273,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parse_args(argv)
+  # The floors import TensorFlow in this process: keep its banner and the
+  # Google client libraries' version notices out of the figures.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  warnings.filterwarnings('ignore', category=FutureWarning)
   output_dir = args.output_dir.resolve()
   output_dir.mkdir(parents=True, exist_ok=True)
   work_dir = pathlib.Path(tempfile.mkdtemp(prefix='tfx-bench-scale-'))

@@ -96,16 +96,31 @@ class StopAtStep(tf.keras.callbacks.Callback):
 
   Keras trains whole epochs of `steps_per_epoch`; this ends the last,
   partial epoch early, so `--train-steps N` means N, not N rounded down.
+  It counts batches in Python and reads the optimizer's step counter (a
+  device read that costs more than a batch on CPU) only at the start,
+  after a checkpoint may have been restored, and when the count says the
+  end is reached.
   """
 
   def __init__(self, steps: int):
     super().__init__()
     self.steps = steps
+    self._step = 0
+
+  def _iterations(self) -> int:
+    return int(self.model.optimizer.iterations.numpy())
+
+  def on_train_begin(self, logs=None):
+    del logs  # Unused.
+    self._step = self._iterations()
 
   def on_train_batch_end(self, batch, logs=None):
     del batch, logs  # Unused.
-    if int(self.model.optimizer.iterations.numpy()) >= self.steps:
-      self.model.stop_training = True
+    self._step += 1
+    if self._step >= self.steps:
+      self._step = self._iterations()
+      if self._step >= self.steps:
+        self.model.stop_training = True
 
 
 def fit_exact_steps(model: tf.keras.Model, train_ds: tf.data.Dataset,
