@@ -95,7 +95,7 @@ bench: $(STAMP)
 
 # The pipeline on the taxi rows replicated to 150,000 and 1,500,000 rows
 # (generated at run time): rows/s and peak RSS per Beam component next to
-# the stack's own floor. About half an hour on 2 cores. See bench/README.md.
+# the stack's own floor. About 16 minutes on 2 cores. See bench/README.md.
 .PHONY: bench-scale
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale --output-dir $(OUTPUT_DIR)/bench-scale
