@@ -26,6 +26,7 @@ from tfx.types import standard_artifacts
 
 import models
 from pipeline.components import anomaly_gate
+from pipeline.components import arrow_csv_example_gen
 from pipeline.components import curated_schema
 from pipeline.components import drift_gate
 from pipeline.components import model_change
@@ -88,7 +89,8 @@ def create_pipeline(
     The TFX pipeline.
   """
   splits = config.splits
-  example_gen = tfx_components.CsvExampleGen(
+  # CsvExampleGen's examples, read with pyarrow in bounded batches.
+  example_gen = arrow_csv_example_gen.ArrowCsvExampleGen(
       input_base=config.data_root,
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=[
