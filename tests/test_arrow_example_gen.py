@@ -87,3 +87,20 @@ def test_files_with_different_headers_are_refused(tmp_path):
   (tmp_path / 'b.csv').write_text('x,z\n1,2\n', encoding='utf-8')
   with pytest.raises(ValueError, match='must share one'):
     arrow_gen.infer_kinds([str(tmp_path / 'a.csv'), str(tmp_path / 'b.csv')])
+
+
+def test_a_file_of_many_blocks_reads_to_the_end(tmp_path, monkeypatch):
+  """Small blocks: the batches, the read-ahead and the type inference
+  across batches (a float only in the last rows) all take part."""
+  monkeypatch.setattr(arrow_gen, 'BLOCK_BYTES', 1024)
+  folder = tmp_path / 'data'
+  folder.mkdir()
+  rows = [f'{i},"text {i}, quoted",{i % 7}' for i in range(400)]
+  rows[-1] = '399,last,2.5'
+  (folder / 'data.csv').write_text('a,b,c\n' + '\n'.join(rows) + '\n',
+                                   encoding='utf-8')
+  assert arrow_gen.infer_kinds([str(folder / 'data.csv')])['c'] == (
+      arrow_gen.FLOAT)
+  examples = _both(folder)
+  assert sum(examples['tfx'].values()) == 400
+  assert examples['arrow'] == examples['tfx']

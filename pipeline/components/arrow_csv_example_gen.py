@@ -23,6 +23,8 @@ byte the ones CsvExampleGen writes and the hash-based splits do not move:
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from typing import Dict
 from typing import Iterator
@@ -73,10 +75,14 @@ _PARSE = pa_csv.ParseOptions(newlines_in_values=True)
 
 
 def _header(path: str) -> List[str]:
+  """The first record's cells, read with Python's csv module.
+
+  Not with a pyarrow reader: closing one while it still reads ahead
+  deadlocks on a Python file object.
+  """
   with filesystems.FileSystems.open(path) as f:
-    return pa_csv.open_csv(
-        f, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES),
-        parse_options=_PARSE).schema.names
+    return next(csv.reader(io.TextIOWrapper(f, encoding='utf-8-sig',
+                                            newline='')), [])
 
 
 def _python_kind(value: str) -> str:
