@@ -201,7 +201,6 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   logging.info('Global batch size %d = %d per replica x %d replicas',
                global_batch, per_replica_batch,
                strategy.num_replicas_in_sync)
-  _write_training_info(fn_args.model_run_dir, strategy, global_batch)
 
   train_ds = data_input.input_fn(
       fn_args.train_files, fn_args.data_accessor, tf_transform_output,

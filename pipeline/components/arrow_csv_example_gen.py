@@ -55,7 +55,7 @@ BLOCK_BYTES = 8 << 20
 _INT64 = np.iinfo(np.int64)
 
 
-def _batches(path: str) -> Iterator[pa.RecordBatch]:
+def _batches(path: str, names: Sequence[str]) -> Iterator[pa.RecordBatch]:
   """The file's rows, every column as (nullable) text, in bounded batches.
 
   Only an empty cell is null.
@@ -65,7 +65,7 @@ def _batches(path: str) -> Iterator[pa.RecordBatch]:
         f, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES),
         parse_options=_PARSE,
         convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in _header(path)},
+            column_types={name: pa.string() for name in names},
             null_values=[''], strings_can_be_null=True,
             quoted_strings_can_be_null=True))
     yield from reader
@@ -131,7 +131,7 @@ def infer_kinds(files: Sequence[str]) -> Dict[str, Optional[str]]:
     elif names != header:
       raise ValueError(f'{path} has the header {names}, but {files[0]} has '
                        f'{header}; the files of a split must share one.')
-    for batch in _batches(path):
+    for batch in _batches(path, names):
       for name, column in zip(batch.schema.names, batch.columns, strict=True):
         values = column.drop_null()
         if len(values) == 0 or kinds[name] == STRING:
@@ -175,7 +175,7 @@ def encode_file(path: str, kinds: Dict[str, Optional[str]]
   """The file's rows as serialized tf.Examples, as CsvExampleGen makes them."""
   encoder = example_coder.RecordBatchToExamplesEncoder()
   empty = [name for name, kind in kinds.items() if kind is None]
-  for batch in _batches(path):
+  for batch in _batches(path, list(kinds)):
     named = [(name, column) for name, column in
              zip(batch.schema.names, batch.columns, strict=True)
              if kinds[name] is not None]
