@@ -46,18 +46,24 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Debian packages the tests need: chromium renders the run report headless.
-# Installed here, before pytest starts, never by a test. Quick when present.
-SYSTEM_PACKAGES := chromium
+# Debian packages the tests need, as command:package pairs: chromium renders
+# the run report headless; mariadbd (mariadb-server) is the MySQL server the
+# shared-metadata tests start in a temporary directory. Only the missing ones
+# are installed, here, before pytest starts, never by a test. Quick when
+# present. /usr/sbin is searched too: mariadbd lives there.
+SYSTEM_DEPS := chromium:chromium mariadbd:mariadb-server
 system-deps:
-	@command -v chromium >/dev/null 2>&1 && exit 0; \
+	@missing=; for dep in $(SYSTEM_DEPS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$${dep%%:*}" >/dev/null 2>&1 || \
+	    missing="$$missing $${dep#*:}"; done; \
+	[ -n "$$missing" ] || exit 0; \
 	if [ "$$(id -u)" != 0 ]; then \
-	  echo "error: chromium is missing and installing it needs root." >&2; \
-	  echo "Run: sudo apt-get update && sudo apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)" >&2; \
+	  echo "error: missing Debian package(s)$$missing; installing them needs root." >&2; \
+	  echo "Run: sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing" >&2; \
 	  exit 1; fi; \
-	echo "Installing $(SYSTEM_PACKAGES) with apt-get"; \
+	echo "Installing$$missing with apt-get"; \
 	apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)

@@ -22,6 +22,8 @@ from models import features
 from models import model_config as model_lib
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.definition import input_formats
+from pipeline.inspection import metadata_location as location_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'
@@ -29,8 +31,15 @@ DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'
 
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:
-  """Where a local run writes: everything lives under one directory."""
+  """Where a local run writes: everything lives under one directory.
+
+  Attributes:
+    root: The output dir: artifacts, pushed models, reports, the run lock.
+    metadata: A MySQL / MariaDB store (`--metadata-url`) instead of the
+      SQLite file in the output dir, the default.
+  """
   root: str
+  metadata: Optional[location_lib.MySqlLocation] = None
 
   @property
   def pipeline_root(self) -> str:
@@ -38,7 +47,14 @@ class OutputLayout:
 
   @property
   def metadata_path(self) -> str:
+    """The default store's SQLite file (used only without `metadata`)."""
     return os.path.join(self.root, 'metadata.sqlite')
+
+  @property
+  def metadata_location(self) -> location_lib.MetadataLocation:
+    """Where this run's ML Metadata lives."""
+    return self.metadata or location_lib.SqliteLocation(
+        self.metadata_path)
 
   @property
   def serving_model_dir(self) -> str:
@@ -75,6 +91,7 @@ class DraftRequest:
   task: str
   data_root: str
   positive_label: Tuple[str, ...] = ()
+  input_format: str = input_formats.CSV
 
   def provisional_spec(self, label_values: Sequence[str]
                        ) -> features.DatasetSpec:
@@ -99,8 +116,16 @@ class DraftRequest:
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
   """Flags every runner accepts: data, dataset, schema and training."""
   parser.add_argument('--data-root', default=str(DEFAULT_DATA_ROOT),
-                      help='Folder of CSV files with a header row '
-                      '(default: %(default)s).')
+                      help='Folder of input files, all of one --format: CSV '
+                      'with a header row, Parquet, Avro, or TFRecord files of '
+                      'tf.Examples (default: %(default)s).')
+  parser.add_argument('--format', dest='input_format',
+                      default=input_formats.AUTO,
+                      choices=(input_formats.AUTO,) + input_formats.FORMATS,
+                      help='How ExampleGen reads --data-root. auto detects it '
+                      'from the file extensions (.csv, .parquet, .avro, '
+                      '.tfrecord or .gz) of a local folder, and means csv for '
+                      'a gs:// one (default: %(default)s).')
   which = parser.add_argument_group(
       'dataset', 'Which dataset config to use. By default the committed '
       f'config of --dataset ({DEFAULT_DATASET}); --dataset-config FILE for '
@@ -195,7 +220,30 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
   name = dataset_name_from(args.data_root)
   return DraftRequest(name=name, label=args.label, task=args.task,
                       data_root=args.data_root,
-                      positive_label=tuple(args.positive_label))
+                      positive_label=tuple(args.positive_label),
+                      input_format=resolve_input_format(
+                          getattr(args, 'input_format', input_formats.AUTO),
+                          args.data_root))
+
+
+def resolve_input_format(requested: str, data_root: str) -> str:
+  """The input format: `requested`, or for 'auto' the one the files name.
+
+  Only a local folder can be listed here (no TensorFlow, no cloud access),
+  so 'auto' means CSV for a remote data root, and for a folder that does
+  not exist or is empty (the input check then says what is wrong).
+
+  Raises:
+    input_formats.FormatDetectionError: The file names mix formats or name
+      none; the message names the files and --format.
+  """
+  if requested != input_formats.AUTO:
+    return requested
+  if '://' in data_root or not os.path.isdir(data_root):
+    return input_formats.CSV
+  names = [name for name in os.listdir(data_root)
+           if not os.path.isdir(os.path.join(data_root, name))]
+  return input_formats.detect(names, data_root)
 
 
 def dataset_name_from(data_root: str) -> str:
@@ -278,7 +326,10 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
                                check_drift=args.check_drift),
       enable_cache=not args.no_cache,
       beam_pipeline_args=tuple(beam_pipeline_args),
-      schema_sha256=file_sha256(local_schema))
+      schema_sha256=file_sha256(local_schema),
+      input_format=resolve_input_format(
+          getattr(args, 'input_format', input_formats.AUTO),
+          data_root or args.data_root))
 
 
 def file_sha256(path: str) -> str:

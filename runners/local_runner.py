@@ -1,8 +1,10 @@
-"""Runs the pipeline on this machine: LocalDagRunner, SQLite MLMD, DirectRunner.
+"""Runs the pipeline here: LocalDagRunner, SQLite or MySQL MLMD, DirectRunner.
 
     python runners/local_runner.py --data-root data/taxi --output-dir outputs
     python runners/local_runner.py --data-root DIR --label COLUMN \
         --task {binary,multiclass,regression} --output-dir OUT
+    MYSQL_PWD=... python runners/local_runner.py --output-dir outputs \
+        --metadata-url mysql://USER@HOST:3306/DATABASE
 """
 
 import argparse
@@ -19,6 +21,7 @@ def main(argv=None) -> int:
   warnings.filterwarnings('ignore', category=FutureWarning)
   # pylint: disable=g-import-not-at-top
   from pipeline import flags as cli
+  from pipeline.inspection import metadata_location
   from pipeline.local import run as local_run
 
   parser = argparse.ArgumentParser(
@@ -35,10 +38,16 @@ def main(argv=None) -> int:
   parser.add_argument('--cpu-replicas', type=int, default=0,
                       help='Split the CPU into N logical devices so that '
                       'MirroredStrategy trains N replicas without GPUs.')
+  parser.add_argument('--metadata-url', default=None, metavar='URL',
+                      help='Store ML Metadata in a MySQL or MariaDB database '
+                      'instead of <output-dir>/metadata.sqlite: '
+                      'mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or '
+                      'mysql://USER[:PASSWORD]@/DATABASE?socket=PATH. '
+                      'Without a password in the URL, MYSQL_PWD is used. '
+                      'The database is created when missing.')
   parser.add_argument('--verbose', action='store_true',
                       help='Show the full TFX and Beam logs.')
   args = parser.parse_args(argv)
-  layout = cli.OutputLayout(os.path.abspath(args.output_dir))
 
   def config_for(dataset=None):
     return cli.build_config(
@@ -47,6 +56,11 @@ def main(argv=None) -> int:
         beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
 
   try:
+    metadata = None
+    if args.metadata_url is not None:
+      metadata = metadata_location.parse_url(
+          args.metadata_url, password=os.environ.get('MYSQL_PWD'))
+    layout = cli.OutputLayout(os.path.abspath(args.output_dir), metadata)
     draft = cli.draft_request(args)
     # A zero-config run builds its configs once the data has been read.
     config = None if draft else config_for()

@@ -12,8 +12,12 @@ from typing import Dict
 import apache_beam as beam
 import pytest
 import tensorflow as tf
+from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
 from pipeline.components import arrow_csv_example_gen as arrow_gen
 
@@ -104,3 +108,71 @@ def test_a_file_of_many_blocks_reads_to_the_end(tmp_path, monkeypatch):
   examples = _both(folder)
   assert sum(examples['tfx'].values()) == 400
   assert examples['arrow'] == examples['tfx']
+
+
+@pytest.mark.parametrize('args, expected', [
+    ([], False),
+    (['--direct_running_mode=multi_processing', '--direct_num_workers=0'],
+     False),
+    (['--runner=DirectRunner'], False),
+    (['--runner=DataflowRunner', '--project=p', '--region=r'], True),
+])
+def test_only_runners_that_really_shuffle_keep_the_reshuffle(args, expected):
+  assert arrow_gen.reshuffles(args) is expected
+
+
+def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path):
+  """Runs an ExampleGen `Do` on `folder`; its split files' records, in
+  order, and the artifact it filled in."""
+  examples = standard_artifacts.Examples()
+  examples.uri = str(out)
+  output_config = example_gen_pb2.Output(
+      split_config=example_gen_pb2.SplitConfig(splits=[
+          example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=3),
+          example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=1)]))
+  exec_properties = {
+      standard_component_specs.INPUT_BASE_KEY: str(folder),
+      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
+              name='single_split', pattern='*.csv')])),
+      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          output_config),
+      standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TF_EXAMPLE,
+      standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+  }
+  executor_do(arrow_gen.Executor(), {},
+              {standard_component_specs.EXAMPLES_KEY: [examples]},
+              exec_properties)
+  records = {}
+  for split in ('train', 'eval'):
+    files = sorted((out / f'Split-{split}').glob('data_tfrecord-*.gz'))
+    records[split] = [r.numpy() for r in tf.data.TFRecordDataset(
+        [str(f) for f in files], compression_type='GZIP')]
+  return records, examples
+
+
+def test_the_write_without_reshuffle_matches_tfx_record_for_record(tmp_path):
+  """On the DirectRunner, TFX's Reshuffle returns the examples in the order
+  they came: skipping it writes the same records in the same order, and
+  fills in the artifact as the base executor does."""
+  folder = tmp_path / 'data'
+  folder.mkdir()
+  rows = [f'{i},{i * 0.5},c{i % 13}' for i in range(3000)]
+  (folder / 'data.csv').write_text('a,b,c\n' + '\n'.join(rows) + '\n',
+                                   encoding='utf-8')
+  tfx_records, tfx_artifact = _write_splits(
+      base_example_gen_executor.BaseExampleGenExecutor.Do, folder,
+      tmp_path / 'tfx')
+  our_records, our_artifact = _write_splits(
+      arrow_gen.Executor.Do, folder, tmp_path / 'ours')
+  assert [len(tfx_records[s]) for s in ('train', 'eval')] != [0, 0]
+  assert sum(len(r) for r in our_records.values()) == 3000
+  assert our_records == tfx_records
+  assert our_artifact.split_names == tfx_artifact.split_names
+  assert (our_artifact.get_custom_property('payload_format') ==
+          tfx_artifact.get_custom_property('payload_format'))
+  assert (our_artifact.get_string_custom_property('file_format') ==
+          tfx_artifact.get_string_custom_property('file_format') ==
+          'tfrecords_gzip')

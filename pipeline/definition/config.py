@@ -14,6 +14,7 @@ from typing import Tuple
 
 from models import features
 from models import model_config as model_lib
+from pipeline.definition import input_formats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,11 @@ class PipelineConfig:
     pipeline_name: Name in the metadata store; runs of the same name share
       cache and baseline.
     pipeline_root: Where artifacts are written (local dir or gs:// path).
-    data_root: Folder of CSV files with a header row.
+    data_root: Folder of input files, all of `input_format`.
+    input_format: How ExampleGen reads `data_root`: one of
+      `input_formats.FORMATS` (CSV with a header row, Parquet, Avro, or
+      TFRecord files of tf.Examples). Runners resolve --format auto before
+      building the config.
     schema_path: Curated schema (.pbtxt), the data contract.
     schema_sha256: SHA-256 of the schema file's bytes, so that an edited
       schema is re-imported (ImportSchemaGen caches by path); '' when the
@@ -161,3 +166,10 @@ class PipelineConfig:
   beam_pipeline_args: Tuple[str, ...] = ()
   schema_sha256: str = ''
   component_beam_args: Optional[Dict[str, Tuple[str, ...]]] = None
+  input_format: str = input_formats.CSV
+
+  def __post_init__(self) -> None:
+    if self.input_format not in input_formats.FORMATS:
+      raise ValueError(
+          f'input_format must be one of {", ".join(input_formats.FORMATS)}, '
+          f'got {self.input_format!r}.')

@@ -26,12 +26,12 @@ from tfx.types import standard_artifacts
 
 import models
 from pipeline.components import anomaly_gate
-from pipeline.components import arrow_csv_example_gen
 from pipeline.components import curated_schema
 from pipeline.components import drift_gate
 from pipeline.components import model_change
 from pipeline.definition import config as config_lib
 from pipeline.definition import evaluation
+from pipeline.definition import sources
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.train.run_fn'
@@ -89,9 +89,10 @@ def create_pipeline(
     The TFX pipeline.
   """
   splits = config.splits
-  # CsvExampleGen's examples, read with pyarrow in bounded batches.
-  example_gen = arrow_csv_example_gen.ArrowCsvExampleGen(
-      input_base=config.data_root,
+  # The ExampleGen for the input format (CSV: read with pyarrow in bounded
+  # batches). Its id stays EXAMPLE_GEN whatever the format.
+  example_gen = sources.example_gen(
+      config.input_format, config.data_root,
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=[
               example_gen_pb2.SplitConfig.Split(name='train',

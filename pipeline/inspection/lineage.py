@@ -2,6 +2,8 @@
 
     python -m pipeline.inspection --output-dir outputs
     python -m pipeline.inspection --output-dir outputs --tensorboard-logdir
+    MYSQL_PWD=... python -m pipeline.inspection \
+        --metadata-url mysql://USER@HOST:3306/DATABASE
 
 Every run prints as the chain that produced (or reused) its model:
 
@@ -18,9 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Mapping
 from typing import Optional
 from typing import Sequence
 
+from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 
 
@@ -43,7 +47,10 @@ def format_run(run: run_model.Run) -> str:
   return '\n'.join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None,
+         environ: Optional[Mapping[str, str]] = None) -> int:
+  """The CLI; `environ` (default os.environ) may hold MYSQL_PWD."""
+  environ = os.environ if environ is None else environ
   parser = argparse.ArgumentParser(
       prog='python -m pipeline.inspection',
       description='Recent runs and their lineage, from an output dir\'s '
@@ -52,9 +59,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       default=str(run_model.DEFAULT_OUTPUT_DIR),
                       help='Output dir of a local run; its metadata.sqlite '
                       'is read (default: %(default)s).')
-  parser.add_argument('--metadata-path', default=None,
-                      help='SQLite MLMD file, instead of '
-                      '<output-dir>/metadata.sqlite.')
+  store = parser.add_mutually_exclusive_group()
+  store.add_argument('--metadata-path', default=None,
+                     help='SQLite MLMD file, instead of '
+                     '<output-dir>/metadata.sqlite.')
+  store.add_argument('--metadata-url', default=None, metavar='URL',
+                     help='A MySQL / MariaDB store, as given to the local '
+                     'runner: mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE '
+                     'or mysql://USER[:PASSWORD]@/DATABASE?socket=PATH '
+                     '(without a password in the URL, MYSQL_PWD is used).')
   parser.add_argument('--pipeline-name', default=None,
                       help='Only runs of this pipeline (default: all).')
   parser.add_argument('--limit', type=int, default=5,
@@ -64,19 +77,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='Print only the latest Trainer log dir, for '
                       'tensorboard --logdir.')
   args = parser.parse_args(argv)
-  path = args.metadata_path or os.path.join(args.output_dir,
-                                            run_model.METADATA_FILE)
   try:
-    store = run_model.open_store(path)
+    if args.metadata_url is not None:
+      location = metadata_location.parse_url(
+          args.metadata_url, password=environ.get('MYSQL_PWD'))
+    else:
+      location = metadata_location.SqliteLocation(
+          args.metadata_path or os.path.join(args.output_dir,
+                                             run_model.METADATA_FILE))
+    store = run_model.open_store(location)
     if args.tensorboard_logdir:
       print(run_model.latest_model_run_uri(store, args.pipeline_name))
       return 0
     runs = run_model.recent_runs(store, args.pipeline_name, args.limit)
-  except (FileNotFoundError, LookupError) as e:
+  except metadata_location.MetadataUrlError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except (FileNotFoundError, LookupError,
+          metadata_location.MetadataStoreError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   if not runs:
-    print(f'error: no pipeline runs recorded in {path}.', file=sys.stderr)
+    print(f'error: no pipeline runs recorded in {location}.', file=sys.stderr)
     return 1
   print('\n\n'.join(format_run(run) for run in runs))
   return 0

@@ -48,6 +48,7 @@ from tensorflow_model_analysis.proto import validation_result_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from models import metrics as custom_metrics
+from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 
@@ -441,21 +442,31 @@ def write_report(view: ReportView, output_dir: str) -> str:
 # --- Loading: MLMD and artifacts into a view ------------------------------
 
 
-def build_view(metadata_path: str, pipeline_name: str,
+def build_view(location: Union[str, metadata_location.MetadataLocation],
+               pipeline_name: str,
                run_id: Optional[str] = None) -> ReportView:
   """Reads one run (default: the latest) and its artifacts into a view.
+
+  Args:
+    location: The store: a `metadata_location` location, or a SQLite path.
+    pipeline_name: The run's pipeline.
+    run_id: The run; None for the latest.
 
   Raises:
     LookupError: No such run in the store.
   """
-  run = run_model.find_run(run_model.open_store(metadata_path, readonly=True),
+  run = run_model.find_run(run_model.open_store(location, readonly=True),
                            pipeline_name, run_id)
-  return view_of(run, run_summary.summarize(run), metadata_path)
+  return view_of(run, run_summary.summarize(run), str(location))
 
 
 def view_of(run: run_model.Run, summary: run_summary.RunSummary,
             metadata_path: str) -> ReportView:
-  """The view of a run already read, with its summary (no MLMD access)."""
+  """The view of a run already read, with its summary (no MLMD access).
+
+  `metadata_path` is what the page names as its source: the SQLite file,
+  or the MySQL URL with its password masked (`str()` of a location).
+  """
   metrics = summary.metrics
   return ReportView(
       pipeline_name=run.pipeline_name,

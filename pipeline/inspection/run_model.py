@@ -28,8 +28,12 @@ from typing import Optional
 from typing import Sequence
 from typing import Union
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.inspection import metadata_location
+from pipeline.inspection import native_stderr
 
 Artifact = metadata_store_pb2.Artifact
 Context = metadata_store_pb2.Context
@@ -73,28 +77,81 @@ MODEL_CHANGE_KEY = 'change'
 IS_NEW = 'is_new'
 
 
-def open_store(metadata_path: str, readonly: bool = True
-               ) -> metadata_store.MetadataStore:
-  """Opens an existing SQLite MLMD store.
+def open_store(location: Union[str, metadata_location.MetadataLocation],
+               readonly: bool = True) -> metadata_store.MetadataStore:
+  """Opens an existing MLMD store: a SQLite file or a MySQL database.
 
   Args:
-    metadata_path: The store's SQLite file, e.g. `<output-dir>/metadata.sqlite`.
+    location: Where the store is: a `metadata_location` location, or the
+      path of a SQLite file, e.g. `<output-dir>/metadata.sqlite`.
     readonly: Open without write access (the default). Read-write opens an
-      existing store only; it never creates one.
+      existing SQLite store only; it never creates one. For MySQL, a reader
+      never creates a missing database; read-write creates the database and
+      MLMD's tables when they are missing.
 
   Raises:
-    FileNotFoundError: No file at `metadata_path`.
+    FileNotFoundError: No SQLite file at that path.
+    metadata_location.MetadataStoreError: The MySQL server cannot be
+      reached, refused the login, or has no such database; the message
+      names the URL with its password masked.
   """
-  if not os.path.isfile(metadata_path):
+  if isinstance(location, str):
+    location = metadata_location.SqliteLocation(location)
+  if isinstance(location, metadata_location.MySqlLocation):
+    return _open_mysql(location, readonly)
+  if not os.path.isfile(location.path):
     raise FileNotFoundError(
-        f'No metadata store at {metadata_path}. Run the pipeline first '
+        f'No metadata store at {location.path}. Run the pipeline first '
         '(python runners/local_runner.py --output-dir DIR), or pass the '
         '--output-dir of an earlier run.')
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = metadata_path
-  mode = metadata_store_pb2.SqliteMetadataSourceConfig
-  config.sqlite.connection_mode = mode.READONLY if readonly else mode.READWRITE
+  config = location.connection_config(readonly=readonly)
+  if not readonly:
+    mode = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = mode.READWRITE  # Never creates one.
   return metadata_store.MetadataStore(config)
+
+
+def _open_mysql(location: metadata_location.MySqlLocation, readonly: bool
+                ) -> metadata_store.MetadataStore:
+  """MLMD on MySQL, with errors that say what is wrong and hide the password.
+
+  MLMD logs a misleading line of its own on stderr for every failed
+  connection (about MySQL 8 authentication plugins), from C++; it is kept
+  back while connecting and shown only when the connection succeeds
+  (then it holds whatever else was written meanwhile).
+  """
+  metadata_location.probe(location)
+  config = location.connection_config(readonly=readonly)
+  with native_stderr.held() as held:
+    try:
+      store = metadata_store.MetadataStore(config)
+    # RuntimeError: MLMD's error for a failed connection; StatusError: a
+    # refused query, e.g. a schema version this MLMD does not know.
+    except (RuntimeError, mlmd_errors.StatusError) as e:
+      held.discard()
+      raise metadata_location.MetadataStoreError(
+          _mysql_error(location, str(e), readonly)) from None
+  return store
+
+
+def _mysql_error(location: metadata_location.MySqlLocation, detail: str,
+                 readonly: bool) -> str:
+  """The one-line explanation of a failed MySQL connection."""
+  detail = location.scrub(detail).strip()
+  if 'Unknown database' in detail:
+    return (f'the MySQL server at {location.address} has no database '
+            f'{location.database!r} ({location}). Check the name'
+            + ('; a pipeline run creates it.' if readonly else
+               f', or create it: CREATE DATABASE `{location.database}`.'))
+  if 'mysql_real_connect failed' in detail:
+    # Reachable (probed), but the login failed: MLMD's message is empty.
+    return (f'the MySQL server at {location.address} refused the login of '
+            f'user {location.user!r} ({location}). Check the user and the '
+            'password (in the URL, or in MYSQL_PWD when the URL has none), '
+            'and that the user may connect from this host.')
+  return (f'cannot open the metadata store {location}: {detail}. Check that '
+          f'user {location.user!r} may create and use database '
+          f'{location.database!r}.')
 
 
 def state_name(execution: metadata_store_pb2.Execution) -> str:

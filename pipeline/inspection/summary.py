@@ -21,6 +21,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
+from typing import Union
 
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
@@ -38,6 +39,7 @@ from models import model_config
 from pipeline.components import anomaly_gate
 from pipeline.definition import evaluation
 from pipeline.definition import pipeline as pipeline_ids
+from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import schema_diff
 
@@ -138,10 +140,17 @@ def summarize(run: run_model.Run) -> RunSummary:
   return summary
 
 
-def summarize_latest(metadata_path: str, pipeline_name: str,
-                     run_id: Optional[str] = None) -> RunSummary:
-  """Opens a store (read-only) and summarizes `run_id`, or the latest run."""
-  store = run_model.open_store(metadata_path)
+def summarize_latest(
+    location: Union[str, metadata_location.MetadataLocation],
+    pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
+  """Opens a store (read-only) and summarizes `run_id`, or the latest run.
+
+  Args:
+    location: The store: a `metadata_location` location, or a SQLite path.
+    pipeline_name: The run's pipeline.
+    run_id: The run; None for the latest.
+  """
+  store = run_model.open_store(location)
   return summarize(run_model.find_run(store, pipeline_name, run_id))
 
 

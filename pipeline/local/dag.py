@@ -23,6 +23,7 @@ from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import pipeline as pipeline_lib
+from pipeline.inspection import metadata_location
 from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
@@ -35,6 +36,14 @@ DRAFT_DIR = 'draft'
 
 def sqlite_config(path: str) -> metadata_store_pb2.ConnectionConfig:
   return metadata.sqlite_metadata_connection_config(path)
+
+
+def connection_config(layout: cli.OutputLayout
+                      ) -> metadata_store_pb2.ConnectionConfig:
+  """The run's MLMD config: the MySQL store, or the output dir's SQLite."""
+  if layout.metadata is not None:
+    return layout.metadata.connection_config()
+  return sqlite_config(layout.metadata_path)
 
 
 def simulate_cpu_devices(count: int) -> None:
@@ -53,7 +62,7 @@ def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout
   """Runs a pipeline with progress lines; returns its error, if any."""
   # One line per component start and finish, read from MLMD as it goes.
   watcher = progress.ProgressPrinter(
-      layout.metadata_path, pipeline.pipeline_info.pipeline_name,
+      layout.metadata_location, pipeline.pipeline_info.pipeline_name,
       total=len(pipeline.components)).start()
   try:
     local_dag_runner.LocalDagRunner().run(pipeline)
@@ -80,10 +89,12 @@ def draft_dataset(config: config_lib.PipelineConfig,
   print('Zero-config run: profiling the data to draft a schema and a '
         'dataset config.', flush=True)
   error = _run_dag(pipeline_lib.create_pipeline(
-      config, sqlite_config(layout.metadata_path), profile_only=True), layout)
+      config, connection_config(layout), profile_only=True), layout)
   if error is not None:
-    raise RuntimeError(f'profiling the data failed: {error}') from error
-  run = run_model.find_run(run_model.open_store(layout.metadata_path),
+    raise RuntimeError('profiling the data failed: '
+                       + layout.metadata_location.scrub(str(error))
+                       ) from error
+  run = run_model.find_run(run_model.open_store(layout.metadata_location),
                            config.pipeline_name)
   stats_by_split = run_summary.load_statistics(
       run.component(pipeline_lib.STATISTICS_GEN).output('statistics'))
@@ -155,20 +166,25 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     except (RuntimeError, ValueError) as e:
       print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
       return 1
-  pipeline = pipeline_lib.create_pipeline(
-      config, sqlite_config(layout.metadata_path))
+  pipeline = pipeline_lib.create_pipeline(config, connection_config(layout))
   error = _run_dag(pipeline, layout)
+  location = layout.metadata_location
   try:
-    run = run_model.find_run(run_model.open_store(layout.metadata_path),
+    run = run_model.find_run(run_model.open_store(location),
                              config.pipeline_name)
     summary = run_summary.summarize(run)
     print(run_summary.format_summary(summary), flush=True)
-    view = report.view_of(run, summary, layout.metadata_path)
+    view = report.view_of(run, summary, str(location))
     print('Report: ' + report.write_report(view, layout.root), flush=True)
   except LookupError as e:
     print(f'No run recorded: {e}', flush=True)
-  if error is not None:
-    print(f'RUN FAILED: {type(error).__name__}: {error}', file=sys.stderr,
+  except metadata_location.MetadataStoreError as e:
+    # The MySQL server went away during the run.
+    print(f'RUN FAILED: cannot read the run back: {e}', file=sys.stderr,
           flush=True)
+    return 1
+  if error is not None:
+    print(f'RUN FAILED: {type(error).__name__}: '
+          f'{location.scrub(str(error))}', file=sys.stderr, flush=True)
     return 1
   return 0

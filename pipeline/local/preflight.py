@@ -45,6 +45,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
+from pipeline.definition import input_formats
 
 # ExampleValidator's name for a column that is in the data but not in the
 # schema. Allow-listing it (GateConfig.allowed_anomalies / --allow-anomaly)
@@ -77,11 +78,14 @@ class Problem:
   message: str
   line: Optional[int] = None
   column: Optional[str] = None
+  # What `line` counts: lines of a text file, or records ('row') of a
+  # Parquet, Avro or TFRecord file.
+  unit: str = 'line'
 
   def __str__(self) -> str:
     where = self.path
     if self.line is not None:
-      where += f', line {self.line}'
+      where += f', {self.unit} {self.line}'
     if self.column is not None:
       where += f", column '{self.column}'"
     return f'{where}: {self.message}'
@@ -201,6 +205,7 @@ class Report:
     label: The rule the label passed; None when no label rule was applied.
     label_counts: Classification: label value (as text) -> rows, most
       frequent first. {} for regression.
+    file_kind: What the files are when not CSV ('Parquet'), for the summary.
   """
   files: List[str]
   rows: int
@@ -208,10 +213,12 @@ class Report:
   extra_columns: List[str]
   label: Optional[LabelRule] = None
   label_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
+  file_kind: str = ''
 
   def summary(self) -> str:
-    text = (f'Input check passed: {len(self.files)} file(s), {self.rows} rows, '
-            f'{len(self.columns)} columns.')
+    kind = f'{self.file_kind} ' if self.file_kind else ''
+    text = (f'Input check passed: {len(self.files)} {kind}file(s), '
+            f'{self.rows} rows, {len(self.columns)} columns.')
     if self.label is not None:
       text += ' ' + self._label_summary(self.label)
     if self.extra_columns:
@@ -290,13 +297,13 @@ def check_folder(data_root: str, expectations: Expectations,
         f'The label rule checks {label_rule.label_key!r} but the expectations '
         f'name {expectations.label_key!r} as the label; build both from the '
         'same DatasetSpec.')
-  collector = _Collector(max_problems)
-  files = _list_inputs(data_root, collector)
+  collector = Collector(max_problems)
+  files = list_inputs(data_root, collector)
   tally = None
   if label_rule is not None:
     # A numeric schema type already refuses non-numbers in every row; the
     # label check would only repeat it.
-    tally = _LabelTally(label_rule, check_numbers=expectations.types.get(
+    tally = LabelTally(label_rule, check_numbers=expectations.types.get(
         label_rule.label_key) not in ('INT', 'FLOAT'))
   header: Optional[List[str]] = None
   header_file = ''
@@ -334,35 +341,51 @@ def check_folder(data_root: str, expectations: Expectations,
                 label_counts=tally.label_counts() if tally else {})
 
 
+def _folder_check(input_format: str):
+  """`check_folder` for CSV, or the one of the other formats."""
+  if input_format == input_formats.CSV:
+    return check_folder
+  # pylint: disable-next=g-import-not-at-top
+  from pipeline.local import record_preflight  # It imports this module.
+  return record_preflight.checker(input_format)
+
+
 def check(data_root: str, schema_path: str, dataset: features.DatasetSpec,
           allowed_anomalies: Sequence[str] = (),
-          max_problems: int = DEFAULT_MAX_PROBLEMS) -> Report:
+          max_problems: int = DEFAULT_MAX_PROBLEMS,
+          input_format: str = input_formats.CSV) -> Report:
   """Preflight entry point: schema + DatasetSpec + the gate's allow-list.
 
-  The label is checked with `LabelRule.from_spec(dataset)`.
+  The label is checked with `LabelRule.from_spec(dataset)`. Files of an
+  `input_format` other than CSV are checked by `record_preflight`.
   """
-  return check_folder(
+  return _folder_check(input_format)(
       data_root, load_expectations(schema_path, dataset),
       allow_extra_columns=NEW_COLUMN_ANOMALY in allowed_anomalies,
       max_problems=max_problems, label_rule=LabelRule.from_spec(dataset))
 
 
 def check_without_schema(data_root: str, rule: LabelRule,
-                         max_problems: int = DEFAULT_MAX_PROBLEMS) -> Report:
+                         max_problems: int = DEFAULT_MAX_PROBLEMS,
+                         input_format: str = input_formats.CSV) -> Report:
   """Preflight entry point for a dataset without a curated schema yet.
 
   Checks the CSV structure (readable UTF-8 text, header rules, the same
   header in every file, row lengths, quotes, at least one data row) and the
   label against `rule`. Every header column is accepted; column types are
-  left to the schema drafted from statistics.
+  left to the schema drafted from statistics. Other formats: the same
+  checks, by `record_preflight`.
   """
-  return check_folder(
+  return _folder_check(input_format)(
       data_root, Expectations.without_schema(rule.label_key),
       allow_extra_columns=True, max_problems=max_problems, label_rule=rule)
 
 
-class _Collector:
-  """Gathers problems up to a limit, so a huge bad file stays cheap."""
+class Collector:
+  """Gathers problems up to a limit, so a huge bad file stays cheap.
+
+  Public for the preflight of the other input formats (record_preflight).
+  """
 
   def __init__(self, limit: int):
     self.limit = max(1, limit)
@@ -377,12 +400,25 @@ class _Collector:
       self.problems.append(problem)
 
 
-def _list_inputs(data_root: str, collector: _Collector) -> List[str]:
-  """The files CsvExampleGen's default pattern ('*') would read, sorted."""
+@dataclasses.dataclass(frozen=True)
+class FileKind:
+  """How the folder messages name the input files and their reader."""
+  files: str = 'CSV files'
+  one: str = 'a CSV file'
+  requirement: str = ' with a header row'
+  reader: str = 'CsvExampleGen'
+
+
+CSV_FILES = FileKind()
+
+
+def list_inputs(data_root: str, collector: Collector,
+                kind: FileKind = CSV_FILES) -> List[str]:
+  """The files ExampleGen's default pattern ('*') would read, sorted."""
   if not os.path.exists(data_root):
     raise InputCheckError([Problem(
         data_root, 'data folder does not exist; pass --data-root with a folder '
-        'of CSV files.')])
+        f'of {kind.files}.')])
   if not os.path.isdir(data_root):
     raise InputCheckError([Problem(
         data_root, 'is a file, not a folder; pass its parent folder as '
@@ -390,25 +426,25 @@ def _list_inputs(data_root: str, collector: _Collector) -> List[str]:
   entries = sorted(os.listdir(data_root))
   if not entries:
     raise InputCheckError([Problem(
-        data_root, 'data folder is empty; put one or more CSV files with a '
-        'header row in it.')])
+        data_root, f'data folder is empty; put one or more {kind.files}'
+        f'{kind.requirement} in it.')])
   files = []
   for name in entries:
     path = os.path.join(data_root, name)
     if os.path.isdir(path):
       collector.add(Problem(
-          path, 'is a folder; CsvExampleGen reads every entry of --data-root '
-          'as a CSV file, so move sub-folders out of it.'))
+          path, f'is a folder; {kind.reader} reads every entry of '
+          f'--data-root as {kind.one}, so move sub-folders out of it.'))
     else:
       files.append(path)
   if not files and not collector.problems:
     raise InputCheckError([Problem(
-        data_root, 'no CSV files in the data folder; add CSV files with a '
-        'header row.')])
+        data_root, f'no {kind.files} in the data folder; add {kind.files}'
+        f'{kind.requirement}.')])
   return files
 
 
-def _decoded_lines(path: str, collector: _Collector
+def _decoded_lines(path: str, collector: Collector
                    ) -> Iterator[Tuple[int, Optional[str]]]:
   """Yields (line number, text), stopping at the first undecodable line.
 
@@ -435,8 +471,8 @@ def _decoded_lines(path: str, collector: _Collector
       yield number, text
 
 
-def _check_file(path: str, expectations: Expectations, collector: _Collector,
-                tally: Optional[_LabelTally] = None
+def _check_file(path: str, expectations: Expectations, collector: Collector,
+                tally: Optional[LabelTally] = None
                 ) -> Tuple[Optional[List[str]], int]:
   """Checks one file; returns its header (None if unusable) and row count.
 
@@ -539,7 +575,7 @@ def _parses_as(value: str, kind: str) -> bool:
   return _INT64_MIN <= number <= _INT64_MAX
 
 
-def _check_header(path: str, text: str, collector: _Collector
+def _check_header(path: str, text: str, collector: Collector
                   ) -> Optional[List[str]]:
   """Validates the header line; returns the column names or None."""
   if text.startswith(_BOM):
@@ -581,7 +617,7 @@ def _check_header(path: str, text: str, collector: _Collector
 
 
 def _check_columns(path: str, header: List[str], expectations: Expectations,
-                   allow_extra_columns: bool, collector: _Collector) -> None:
+                   allow_extra_columns: bool, collector: Collector) -> None:
   """Required columns present; unknown ones only when allow-listed."""
   if not expectations.curated:
     if expectations.label_key not in header:
@@ -660,7 +696,7 @@ class _FirstSeen:
   line: int
 
 
-class _LabelTally:
+class LabelTally:
   """Streams the label column and reports what the task cannot use.
 
   Problems tied to rows (empty labels, a non-number for regression, a third
@@ -671,9 +707,12 @@ class _LabelTally:
   missing classes.
   """
 
-  def __init__(self, rule: LabelRule, check_numbers: bool):
+  def __init__(self, rule: LabelRule, check_numbers: bool,
+               unit: str = 'line'):
     self.rule = rule
     self.check_numbers = check_numbers
+    # What the positions passed to `add` count (`Problem.unit`).
+    self.unit = unit
     self.complete = True
     # Classification only: label text -> tally, in order of first appearance.
     self.values: Dict[str, _FirstSeen] = {}
@@ -708,7 +747,7 @@ class _LabelTally:
     elif self.overflow is None:
       self.overflow = (path, line)
 
-  def end_file(self, path: str, collector: _Collector) -> None:
+  def end_file(self, path: str, collector: Collector) -> None:
     """Reports the row problems of one file, then starts the next."""
     label = self.rule.label_key
     if self._empty_rows:
@@ -716,10 +755,10 @@ class _LabelTally:
       if self._empty_rows > len(self._empty_lines):
         lines += ', ...'
       collector.add(Problem(
-          path, f'label is empty in {_rows_word(self._empty_rows)} (line(s) '
+          path, f'label is empty in {_rows_word(self._empty_rows)} ({self.unit}(s) '
           f'{lines}); rows without a label cannot train or evaluate: fill in '
           'the label or drop those rows.', line=self._empty_lines[0],
-          column=label))
+          column=label, unit=self.unit))
     if self._bad_number is not None:
       line, value = self._bad_number
       others = self._bad_numbers - 1
@@ -728,7 +767,22 @@ class _LabelTally:
           path, f'label value {value[:40]!r} is not a finite number{more}; a '
           'regression label must be a number in every row: fix or drop those '
           'rows, or pass --task binary/multiclass if the label is a '
-          'category.', line=line, column=label))
+          'category.', line=line, column=label,
+          unit=self.unit))
+    self._empty_lines, self._empty_rows = [], 0
+    self._bad_number, self._bad_numbers = None, 0
+
+  @property
+  def _here(self) -> str:
+    return 'on this line' if self.unit == 'line' else f'in this {self.unit}'
+
+  def discard_file(self) -> None:
+    """Forgets one file's row problems, already reported another way.
+
+    For a file whose label column turned out to be missing, or that could
+    not be read to the end: the whole-dataset checks are then skipped.
+    """
+    self.complete = False
     self._empty_lines, self._empty_rows = [], 0
     self._bad_number, self._bad_numbers = None, 0
 
@@ -737,7 +791,7 @@ class _LabelTally:
     ordered = sorted(self.values.items(), key=lambda item: -item[1].rows)
     return {value: seen.rows for value, seen in ordered}
 
-  def finish(self, data_root: str, collector: _Collector) -> None:
+  def finish(self, data_root: str, collector: Collector) -> None:
     """Reports the problems only the whole label column shows."""
     if self.rule.task == features.BINARY:
       self._finish_binary(data_root, collector)
@@ -747,7 +801,7 @@ class _LabelTally:
   def _counts(self) -> List[Tuple[str, int]]:
     return [(value, seen.rows) for value, seen in self.values.items()]
 
-  def _finish_binary(self, data_root: str, collector: _Collector) -> None:
+  def _finish_binary(self, data_root: str, collector: Collector) -> None:
     rule, label = self.rule, self.rule.label_key
     if len(self.values) > 2:
       value, third = list(self.values.items())[2]
@@ -755,7 +809,8 @@ class _LabelTally:
           third.path, f'label value {value[:40]!r} is a third distinct value '
           f'(values seen: {_values_seen(self._counts())}); a binary label '
           'holds exactly two values: fix or drop the odd rows, or pass --task '
-          'multiclass.', line=third.line, column=label))
+          'multiclass.', line=third.line, column=label,
+          unit=self.unit))
       return
     if not rule.positive_values:
       odd = [(v, seen) for v, seen in self.values.items()
@@ -767,7 +822,7 @@ class _LabelTally:
             first.path, f'label values are {_values_seen(self._counts())}, '
             'not 0/1, so the model cannot tell which one is positive: pass '
             f'--positive-label VALUE with VALUE {choices}.', line=first.line,
-            column=label))
+            column=label, unit=self.unit))
         return
     if not self.complete or not self.labelled:
       return
@@ -791,7 +846,7 @@ class _LabelTally:
           'both classes: add rows of the other class or pick another '
           '--label.', column=label))
 
-  def _finish_multiclass(self, data_root: str, collector: _Collector) -> None:
+  def _finish_multiclass(self, data_root: str, collector: Collector) -> None:
     rule, label = self.rule, self.rule.label_key
     if self.overflow is not None:
       path, line = self.overflow
@@ -799,7 +854,7 @@ class _LabelTally:
           path, f'label has more than {MAX_DISTINCT_LABELS:,} distinct values, '
           'too many to be classes (is it an ID or a measurement?): pass '
           '--task regression for a number, or another --label.', line=line,
-          column=label))
+          column=label, unit=self.unit))
       return
     if rule.classes:
       for value, seen in self.values.items():
@@ -808,7 +863,8 @@ class _LabelTally:
               seen.path, f'label value {value[:40]!r} ({_rows_word(seen.rows)}) '
               f'is not one of the classes the dataset config lists '
               f'({_names(rule.classes)}): fix or drop those rows, or add the '
-              'class to the config.', line=seen.line, column=label))
+              'class to the config.', line=seen.line, column=label,
+              unit=self.unit))
     if not self.complete or not self.labelled:
       return
     classes = rule.classes or tuple(self.values)
@@ -831,8 +887,9 @@ class _LabelTally:
       elif seen.rows < rule.min_rows_per_class:
         collector.add(Problem(
             seen.path, f'class {name[:40]!r} has only '
-            f'{_rows_word(seen.rows)} (the first on this line), fewer than '
-            f'the {rule.min_rows_per_class} a class needs: the split sends '
+            f'{_rows_word(seen.rows)} (the first {self._here}), fewer '
+            f'than the {rule.min_rows_per_class} a class needs: the split sends '
             'about 1 row in 10 to test, and the model needs examples of each '
             'class in train. Add rows of it, drop them, or merge it into '
-            'another class.', line=seen.line, column=label))
+            'another class.', line=seen.line, column=label,
+            unit=self.unit))

@@ -1,8 +1,9 @@
 """Live progress of a pipeline run: one line per component start and finish.
 
 LocalDagRunner's own INFO log is mostly protobuf dumps, so the local runner
-hides it. Instead, a background thread polls the run's SQLite metadata store
-(read-only, about once a second) and prints lines such as
+hides it. Instead, a background thread polls the run's metadata store (the
+SQLite file read-only, or the MySQL database; about once a second) and
+prints lines such as
 
     [ 7/11] Transform                    started
     [ 7/11] Transform                    complete    58.2s
@@ -27,12 +28,14 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import TextIO
+from typing import Union
 
 from absl import logging
 from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 
 STARTED = 'started'
@@ -75,15 +78,20 @@ class ProgressPrinter:
 
   Use as a context manager around the runner call:
 
-      with ProgressPrinter(path, 'tabular-taxi', total=11):
+      with ProgressPrinter(location, 'tabular-taxi', total=11):
         LocalDagRunner().run(pipeline)
 
+  `location` is a `metadata_location` location, or a SQLite file's path.
   Only the pipeline run that starts after `start()` is followed.
   """
 
-  def __init__(self, metadata_path: str, pipeline_name: str, total: int = 0,
+  def __init__(self,
+               location: Union[str, metadata_location.MetadataLocation],
+               pipeline_name: str, total: int = 0,
                interval: float = 1.0, out: Optional[TextIO] = None):
-    self._metadata_path = metadata_path
+    if isinstance(location, str):
+      location = metadata_location.SqliteLocation(location)
+    self._location = location
     self._pipeline_name = pipeline_name
     self._total = total
     self._interval = interval
@@ -136,18 +144,21 @@ class ProgressPrinter:
   def _poll_guarded(self) -> None:
     try:
       self.poll()
-    except mlmd_errors.StatusError as e:
-      # Store locked by a writer, or not initialized yet: try next time.
+    except (mlmd_errors.StatusError,
+            metadata_location.MetadataStoreError) as e:
+      # Store locked by a writer, not initialized yet, or a MySQL server
+      # that dropped the connection: try next time.
       logging.debug('Progress poll skipped: %s', e)
       self._store = None
 
   def poll(self) -> None:
     """One look at the store; prints lines for new starts and finishes."""
     if self._store is None:
-      if not os.path.isfile(self._metadata_path):
+      local_file = self._location.local_file
+      if local_file is not None and not os.path.isfile(local_file):
         return
       try:
-        self._store = run_model.open_store(self._metadata_path)
+        self._store = run_model.open_store(self._location)
       except RuntimeError as e:
         # MLMD's connection error: the runner has created the file but not
         # its tables yet (a read-only connection cannot). Try next time.

@@ -18,8 +18,14 @@ from absl import logging
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.inspection import metadata_location
+from pipeline.inspection import run_model
 from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
+from pipeline.local import secret_filter
+
+# Exit code of a run whose metadata store (--metadata-url) cannot be used.
+METADATA_EXIT_CODE = 5
 
 
 def quiet_logs(verbose: bool) -> None:
@@ -45,7 +51,9 @@ def run(config: Optional[config_lib.PipelineConfig],
 
   Exit codes: 0 done (blessed or not), 1 the pipeline failed (anomaly gate
   included), 3 the input check refused the data, 4 another run holds the
-  output dir (it waits up to `lock_timeout_s` seconds; < 0 waits forever).
+  output dir (it waits up to `lock_timeout_s` seconds; < 0 waits forever),
+  5 the MySQL metadata store (`layout.metadata`) cannot be reached or
+  refused the login.
 
   A zero-config run (`draft`, with `config` None) checks the CSV structure
   and the label only, then drafts the schema and dataset config from the
@@ -55,24 +63,32 @@ def run(config: Optional[config_lib.PipelineConfig],
   if (draft is None) == (config is None) or (draft and config_for is None):
     raise ValueError('Pass a config, or a draft request with config_for.')
   try:
+    if layout.metadata is not None:
+      _check_metadata_store(layout.metadata)
     if draft is not None:
       checked = input_check.check_without_schema(
           draft.data_root, input_check.LabelRule(
-              draft.label, draft.task, positive_values=draft.positive_label))
+              draft.label, draft.task, positive_values=draft.positive_label),
+          input_format=draft.input_format)
       print(checked.summary(), flush=True)
       config = config_for(dataset_config.DatasetConfig(
           spec=draft.provisional_spec(list(checked.label_counts))))
     elif '://' in config.data_root:
       # Remote data (gs://, for Dataflow) is validated by ExampleValidator
       # and the anomaly gate only; the preflight reads local files.
-      print(f'Input check skipped for remote data root {config.data_root}.',
-            flush=True)
+      print(f'Input check skipped for remote data root {config.data_root} '
+            f'(read as {config.input_format}; --format sets it).', flush=True)
     else:
       print(input_check.check(config.data_root, config.schema_path,
-                              config.dataset, config.gate.allowed_anomalies
+                              config.dataset, config.gate.allowed_anomalies,
+                              input_format=config.input_format
                               ).summary(), flush=True)
     # Held until run() returns (or the process dies): one run per output dir.
     lock = run_lock.acquire(layout.root, lock_timeout_s)
+  except metadata_location.MetadataStoreError as e:
+    print(f'RUN FAILED: metadata store, nothing was run: {e}',
+          file=sys.stderr, flush=True)
+    return METADATA_EXIT_CODE
   except run_lock.OutputDirLockedError as e:
     print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
     return run_lock.EXIT_CODE
@@ -83,9 +99,23 @@ def run(config: Optional[config_lib.PipelineConfig],
           flush=True)
     return input_check.EXIT_CODE
   try:
-    # pylint: disable-next=g-import-not-at-top
-    from pipeline.local import dag  # TFX and TensorFlow: only from here on.
-    return dag.execute(config, layout, cpu_replicas=cpu_replicas,
-                       draft=draft, config_for=config_for)
+    # TFX logs the MLMD connection config, password included, at INFO.
+    with secret_filter.masked_logs(layout.metadata_location.scrub):
+      # pylint: disable-next=g-import-not-at-top
+      from pipeline.local import dag  # TFX and TensorFlow: only from here on.
+      return dag.execute(config, layout, cpu_replicas=cpu_replicas,
+                         draft=draft, config_for=config_for)
   finally:
     lock.release()
+
+
+def _check_metadata_store(location: metadata_location.MySqlLocation) -> None:
+  """Connects once before anything runs; creates the database if missing.
+
+  Raises:
+    metadata_location.MetadataStoreError: Unreachable, login refused, or
+      no right to create the database; the message masks the password.
+  """
+  with secret_filter.masked_logs(location.scrub):  # MLMD logs its config.
+    run_model.open_store(location, readonly=False)
+  print(f'Metadata store: {location}', flush=True)

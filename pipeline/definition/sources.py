@@ -1,0 +1,49 @@
+"""Which ExampleGen reads the input: one per input format.
+
+Every choice writes the same output (gzipped TFRecord files of tf.Examples,
+one folder per split of `output_config`), so everything downstream is the
+same whatever the format. The caller gives the component its stable id.
+
+- CSV: `ArrowCsvExampleGen`, CsvExampleGen's semantics read with pyarrow.
+- Parquet, Avro: FileBasedExampleGen with the executors of
+  `pipeline.components.record_example_gen` (TFX's readers, with a value
+  conversion that keeps zeros).
+- TFRecord: TFX's ImportExampleGen, which takes the tf.Examples as they are
+  (gzip for `.gz` names, else uncompressed).
+"""
+
+from __future__ import annotations
+
+from tfx.components.example_gen.import_example_gen import (
+  component as import_example_gen,
+)
+from tfx.dsl.components.base import base_component
+from tfx.proto import example_gen_pb2
+
+from pipeline.components import arrow_csv_example_gen
+from pipeline.components import record_example_gen
+from pipeline.definition import input_formats
+
+_EXAMPLE_GENS = {
+    input_formats.CSV: arrow_csv_example_gen.ArrowCsvExampleGen,
+    input_formats.PARQUET: record_example_gen.ParquetExampleGen,
+    input_formats.AVRO: record_example_gen.AvroExampleGen,
+    input_formats.TFRECORD: import_example_gen.ImportExampleGen,
+}
+
+
+def example_gen(input_format: str, data_root: str,
+                output_config: example_gen_pb2.Output
+                ) -> base_component.BaseComponent:
+  """The ExampleGen that reads every file in `data_root` as `input_format`.
+
+  Raises:
+    ValueError: An unknown format.
+  """
+  try:
+    component_class = _EXAMPLE_GENS[input_format]
+  except KeyError:
+    raise ValueError(
+        f'No ExampleGen for input format {input_format!r}; use one of '
+        f'{", ".join(input_formats.FORMATS)}.') from None
+  return component_class(input_base=data_root, output_config=output_config)
