@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Any
+from typing import Callable
 from typing import Dict
 from typing import List
 
@@ -82,30 +83,27 @@ def to_example(record: Dict[str, Any]) -> tf.train.Example:
       name: feature(name, value) for name, value in record.items()}))
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _ParquetToExample(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-    split_pattern: str) -> beam.pvalue.PCollection:
-  pattern = os.path.join(
-      exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-  return (pipeline
-          | 'ReadFromParquet' >> beam.io.ReadFromParquet(pattern)
-          | 'ToTFExample' >> beam.Map(to_example))
+def _rows_to_example(read: Callable[[str], beam.PTransform], label: str):
+  """A transform reading a split's files with `read`, rows to tf.Examples."""
+
+  @beam.ptransform_fn
+  @beam.typehints.with_input_types(beam.Pipeline)
+  @beam.typehints.with_output_types(tf.train.Example)
+  def _ToExample(  # pylint: disable=invalid-name
+      pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+      split_pattern: str) -> beam.pvalue.PCollection:
+    pattern = os.path.join(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY],
+        split_pattern)
+    return (pipeline
+            | f'ReadFrom{label}' >> read(pattern)
+            | 'ToTFExample' >> beam.Map(to_example))
+
+  return _ToExample
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _AvroToExample(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-    split_pattern: str) -> beam.pvalue.PCollection:
-  pattern = os.path.join(
-      exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-  return (pipeline
-          | 'ReadFromAvro' >> beam.io.ReadFromAvro(pattern)
-          | 'ToTFExample' >> beam.Map(to_example))
+_ParquetToExample = _rows_to_example(beam.io.ReadFromParquet, 'Parquet')
+_AvroToExample = _rows_to_example(beam.io.ReadFromAvro, 'Avro')
 
 
 class ParquetExecutor(base_example_gen_executor.BaseExampleGenExecutor):
