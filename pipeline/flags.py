@@ -25,6 +25,8 @@ from pipeline.definition import dataset_config
 from pipeline.definition import input_formats
 from pipeline.inspection import metadata_location as location_lib
 
+# `sql_rows.PASSWORD_ENV`, without importing SQLAlchemy for --help.
+SQL_PASSWORD_ENV = 'SQL_PASSWORD'
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'
 
@@ -119,6 +121,20 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                       help='Folder of input files, all of one --format: CSV '
                       'with a header row, Parquet, Avro, or TFRecord files of '
                       'tf.Examples (default: %(default)s).')
+  sql = parser.add_argument_group(
+      'SQL source', 'Read the rows of a SQL query instead of --data-root '
+      '(SQLAlchemy; postgresql:// is installed).')
+  sql.add_argument('--sql-url', default=None, metavar='URL',
+                   help='The database, e.g. postgresql://USER@HOST:5432/DB. '
+                   f'Without a password in the URL, ${SQL_PASSWORD_ENV} (or '
+                   "the driver's own, e.g. PGPASSWORD) is used; the password "
+                   'is never stored in ML Metadata.')
+  sql.add_argument('--query', default=None, metavar='SQL',
+                   help='With --sql-url: the SELECT whose rows are the data. '
+                   'It may use {SPAN}, e.g. WHERE day = {SPAN}, with --span.')
+  sql.add_argument('--span', type=int, default=None, metavar='N',
+                   help='With a --query that uses {SPAN}: the span to read; '
+                   'it is recorded on the Examples artifact.')
   parser.add_argument('--format', dest='input_format',
                       default=input_formats.AUTO,
                       choices=(input_formats.AUTO,) + input_formats.FORMATS,
@@ -204,6 +220,11 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
       raise FlagError('--task and --positive-label go with --label COLUMN '
                       '(a zero-config run).')
     return None
+  if getattr(args, 'sql_url', None):
+    raise FlagError('--label drafts the dataset from files; with --sql-url, '
+                    'export a sample of the query to CSV, draft from it with '
+                    '--data-root, commit the drafts, then pass '
+                    '--dataset-config with --sql-url.')
   if not args.task:
     raise FlagError(f'--label {args.label} needs --task '
                     f'{{{",".join(features.TASKS)}}}.')
@@ -302,6 +323,7 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
   """
   dataset = dataset or load_dataset_config(args)
   spec = dataset.spec
+  sql, _ = sql_source(args)
   # Hash the file this machine reads; a cloud runner's schema_path may name
   # the same file inside the image.
   local_schema = args.schema or dataset.schema_path
@@ -329,7 +351,40 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       schema_sha256=file_sha256(local_schema),
       input_format=resolve_input_format(
           getattr(args, 'input_format', input_formats.AUTO),
-          data_root or args.data_root))
+          data_root or args.data_root) if sql is None else input_formats.CSV,
+      sql=sql)
+
+
+def sql_source(args: argparse.Namespace
+               ) -> Tuple[Optional[config_lib.SqlSource], Optional[str]]:
+  """The SQL source the flags name, and the password taken out of its URL.
+
+  Returns:
+    (None, None) without --sql-url; else the source (URL without password,
+    query with {SPAN} replaced) and the URL's password, or None.
+
+  Raises:
+    FlagError: --query without --sql-url or the reverse, --span without
+      them, or a bad URL or {SPAN} use.
+  """
+  url = getattr(args, 'sql_url', None)
+  query = getattr(args, 'query', None)
+  span = getattr(args, 'span', None)
+  if url is None:
+    if query is not None or span is not None:
+      raise FlagError('--query and --span go with --sql-url URL.')
+    return None, None
+  if not query or not query.strip():
+    raise FlagError('--sql-url needs --query SQL: the SELECT whose rows are '
+                    'the data.')
+  # pylint: disable-next=g-import-not-at-top
+  from pipeline.components import sql_rows  # SQLAlchemy: not for --help.
+  try:
+    bare, password = sql_rows.split_password(url)
+    return config_lib.SqlSource(
+        url=bare, query=sql_rows.with_span(query, span), span=span), password
+  except sql_rows.SqlSourceError as e:
+    raise FlagError(str(e)) from None
 
 
 def file_sha256(path: str) -> str:

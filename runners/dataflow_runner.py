@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     if not args.pipeline_root:
       raise cloud.CloudConfigError(
           '--pipeline-root is required (or set PIPELINE_ROOT).')
+    cloud.refuse_sql_source(args)
     settings = cloud.dataflow_settings(args)
     config = cli.build_config(
         args, pipeline_root=cloud.require_gcs('--pipeline-root',

@@ -5,6 +5,9 @@
         --task {binary,multiclass,regression} --output-dir OUT
     MYSQL_PWD=... python runners/local_runner.py --output-dir outputs \
         --metadata-url mysql://USER@HOST:3306/DATABASE
+    SQL_PASSWORD=... python runners/local_runner.py --output-dir outputs \
+        --sql-url postgresql://USER@HOST:5432/DATABASE \
+        --query 'SELECT * FROM trips'
 """
 
 import argparse
@@ -61,6 +64,11 @@ def main(argv=None) -> int:
       metadata = metadata_location.parse_url(
           args.metadata_url, password=os.environ.get('MYSQL_PWD'))
     layout = cli.OutputLayout(os.path.abspath(args.output_dir), metadata)
+    _, sql_password = cli.sql_source(args)
+    if sql_password is not None:
+      # Out of the URL, so that the pipeline's exec properties (ML Metadata)
+      # never hold it; the preflight and the ExampleGen read it here.
+      os.environ[cli.SQL_PASSWORD_ENV] = sql_password
     draft = cli.draft_request(args)
     # A zero-config run builds its configs once the data has been read.
     config = None if draft else config_for()

@@ -20,6 +20,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from pipeline.components import arrow_csv_example_gen as arrow_gen
+from pipeline.components import direct_write
 
 CASES = {
     # Empty cells, quoted or not, in every kind of column; 'NA' is text.
@@ -118,7 +119,7 @@ def test_a_file_of_many_blocks_reads_to_the_end(tmp_path, monkeypatch):
     (['--runner=DataflowRunner', '--project=p', '--region=r'], True),
 ])
 def test_only_runners_that_really_shuffle_keep_the_reshuffle(args, expected):
-  assert arrow_gen.reshuffles(args) is expected
+  assert direct_write.reshuffles(args) is expected
 
 
 def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path):

@@ -286,8 +286,12 @@ def test_dataflow_runner_can_use_the_pipeline_image_instead(recorded_runs,
       '--temp-location', 'gs://b/t', '--data-root', 'gs://b/d',
       '--setup-file', 'setup.py', '--sdk-container-image', 'img'],
      'exactly one way'),
+    (['--pipeline-root', 'gs://b/r', '--project', 'p', '--region', 'r',
+      '--temp-location', 'gs://b/t', '--data-root', 'gs://b/d',
+      '--sql-url', 'postgresql://u@h/db', '--query', 'SELECT 1'],
+     '--sql-url is read by the local runner only'),
 ], ids=['pipeline-root', 'project', 'region', 'temp-location', 'data-root',
-        'local-pipeline-root', 'setup-and-image'])
+        'local-pipeline-root', 'setup-and-image', 'sql-source'])
 def test_dataflow_runner_names_the_missing_or_bad_flag(
     flags, message, recorded_runs, capsys):
   with pytest.raises(SystemExit) as exit_info:

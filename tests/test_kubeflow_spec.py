@@ -306,7 +306,9 @@ def test_submit_refuses_placeholders(tmp_path, capsys):
       '--temp-location', '/tmp'], '--temp-location must be a gs:// path'),
     (['--use-dataflow', '--region', 'r', '--temp-location', 'gs://b/t'],
      '--project is required'),
-], ids=['data-root', 'schema', 'temp-location', 'project'])
+    (['--sql-url', 'postgresql://u@h/db', '--query', 'SELECT 1'],
+     '--sql-url is read by the local runner only'),
+], ids=['data-root', 'schema', 'temp-location', 'project', 'sql-source'])
 def test_unusable_cloud_settings_are_refused(flags, message, tmp_path,
                                              monkeypatch, capsys):
   monkeypatch.delenv(cloud.ENV_VARS['project'], raising=False)

@@ -328,6 +328,21 @@ def submit_to_vertex(spec_file: str, *, display_name: str, credentials,
   return job.resource_name
 
 
+def refuse_sql_source(args: argparse.Namespace) -> None:
+  """A SQL source runs locally only; says what to do instead.
+
+  Raises:
+    CloudConfigError: --sql-url was given.
+  """
+  if getattr(args, 'sql_url', None):
+    raise CloudConfigError(
+        '--sql-url is read by the local runner only: on Dataflow and Vertex '
+        'the workers would need the database on their network and its '
+        'password from a secret store, which this project does not set up. '
+        'Export the query to Parquet or CSV under gs:// and pass '
+        '--data-root.')
+
+
 def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   """Builds the config the Kubeflow runner compiles, from its parsed flags.
 
@@ -341,6 +356,7 @@ def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
         f'--schema {args.schema} would be read inside the pipeline image, '
         f'where only gs:// paths and paths under {CONTAINER_PACKAGE_DIR} '
         'exist. Leave it out to use the schema shipped in the image.')
+  refuse_sql_source(args)
   pipeline_root = require_gcs('--pipeline-root', args.pipeline_root)
   dataset = cli.load_dataset_config(args)
   config = cli.build_config(

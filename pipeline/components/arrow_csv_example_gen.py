@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any
 from typing import Dict
 from typing import Iterator
 from typing import List
@@ -35,26 +34,19 @@ from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io import filesystems
-from apache_beam.options import pipeline_options
 import numpy as np
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 import tensorflow as tf
-from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
-from tfx.components.example_gen import utils as example_gen_utils
-from tfx.components.example_gen import write_split
 from tfx.components.example_gen.csv_example_gen import (
   component as csv_component,
 )
-from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
+
+from pipeline.components import direct_write
 
 INT = 'int'
 FLOAT = 'float'
@@ -229,74 +221,11 @@ def _ArrowCsvToExample(  # pylint: disable=invalid-name
           | 'ArrowEncode' >> beam.ParDo(_EncodeFile(kinds)))
 
 
-# Runners whose GroupByKey keeps every element in the runner's memory and
-# hands the groups back in arrival order.
-_IN_MEMORY_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner',
-                      'BundleBasedDirectRunner')
-
-
-def reshuffles(beam_pipeline_args: Sequence[str]) -> bool:
-  """Whether the write keeps TFX's Reshuffle before the TFRecord sink.
-
-  On the DirectRunner the Reshuffle's GroupByKey holds every example in
-  memory (4.5 GB at 1.5 million taxi rows) and returns the groups in the
-  order they arrived, so it costs the memory and shuffles nothing. Other
-  runners (Dataflow) shuffle for real, spilling to disk, and keep it.
-  """
-  options = pipeline_options.PipelineOptions(list(beam_pipeline_args))
-  runner = options.view_as(pipeline_options.StandardOptions).runner
-  return runner not in _IN_MEMORY_RUNNERS
-
-
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(direct_write.DirectWriteExecutor):
   """CsvExampleGen's executor, reading with pyarrow (see module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     return _ArrowCsvToExample
-
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
-    """TFX's ExampleGen write, without the Reshuffle on the DirectRunner.
-
-    Same splits, files (gzipped TFRecords named `data_tfrecord-*`) and
-    artifact properties as the base executor, which runs on every other
-    runner.
-    """
-    if reshuffles(self._beam_pipeline_args or []):
-      super().Do(input_dict, output_dict, exec_properties)
-      return
-    self._log_startup(input_dict, output_dict, exec_properties)
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
-        input_config)
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
-        output_config)
-    outputs = output_dict[standard_component_specs.EXAMPLES_KEY]
-    artifact_utils.get_single_instance(outputs).split_names = (
-        artifact_utils.encode_split_names(
-            example_gen_utils.generate_output_split_names(
-                input_config, output_config)))
-    with self._make_beam_pipeline() as pipeline:
-      splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
-      for name, examples in splits.items():
-        _ = examples | f'WriteSplit[{name}]' >> beam.io.WriteToTFRecord(
-            os.path.join(artifact_utils.get_split_uri(outputs, name),
-                         write_split.DEFAULT_TF_RECORD_FILE_NAME),
-            file_name_suffix='.gz')
-    payload_format = exec_properties.get(
-        standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-    file_format = exec_properties.get(
-        standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
-    for artifact in outputs:
-      if payload_format:
-        examples_utils.set_payload_format(artifact, payload_format)
-      if file_format:
-        examples_utils.set_file_format(
-            artifact, write_split.to_file_format_str(file_format))
 
 
 class ArrowCsvExampleGen(csv_component.CsvExampleGen):

@@ -10,7 +10,8 @@ values are 0: a label that is 0 for two thirds of the rows would arrive
 empty, and an hour of 0 would become "unknown".
 
 These executors keep TFX's readers and its base executor (split by hash,
-write, artifact properties) and replace only that conversion with
+write, artifact properties; without the Reshuffle on the DirectRunner, see
+`direct_write`) and replace only that conversion with
 `to_example`, under which only null (and NaN, pandas' missing value) is
 missing.
 """
@@ -27,10 +28,11 @@ from typing import List
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
-from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import component as example_gen_component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
+
+from pipeline.components import direct_write
 
 
 def _values(value: Any) -> List[Any]:
@@ -106,14 +108,14 @@ _ParquetToExample = _rows_to_example(beam.io.ReadFromParquet, 'Parquet')
 _AvroToExample = _rows_to_example(beam.io.ReadFromAvro, 'Avro')
 
 
-class ParquetExecutor(base_example_gen_executor.BaseExampleGenExecutor):
+class ParquetExecutor(direct_write.DirectWriteExecutor):
   """Parquet rows -> tf.Examples (see the module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     return _ParquetToExample
 
 
-class AvroExecutor(base_example_gen_executor.BaseExampleGenExecutor):
+class AvroExecutor(direct_write.DirectWriteExecutor):
   """Avro records -> tf.Examples (see the module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:

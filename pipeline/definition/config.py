@@ -128,6 +128,28 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SqlSource:
+  """A SQL query as the input, instead of the files in `data_root`.
+
+  Attributes:
+    url: SQLAlchemy URL of the database, without the password (the
+      connecting process reads it from `sql_rows.PASSWORD_ENV`).
+    query: The SELECT, with `{SPAN}` already replaced.
+    span: The span the rows are, recorded on the Examples artifact.
+    rows_fingerprint: SHA-256 of the rows the preflight read: the
+      ExampleGen's cache key. '' where no preflight ran (cloud runners):
+      then an unchanged query hits the cache even if the table changed.
+    kinds: Column -> tf.train.Feature list ('int64_list', ...), from the
+      preflight, so that a NULL is a typed empty list.
+  """
+  url: str
+  query: str
+  span: Optional[int] = None
+  rows_fingerprint: str = ''
+  kinds: Optional[Dict[str, str]] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Everything `create_pipeline` needs.
 
@@ -152,6 +174,7 @@ class PipelineConfig:
     splits: Train/eval/test ratios.
     enable_cache: Reuse results of unchanged components.
     beam_pipeline_args: Args for every Beam-based component.
+    sql: Read this query's rows instead of `data_root`'s files.
   """
   pipeline_name: str
   pipeline_root: str
@@ -167,6 +190,7 @@ class PipelineConfig:
   schema_sha256: str = ''
   component_beam_args: Optional[Dict[str, Tuple[str, ...]]] = None
   input_format: str = input_formats.CSV
+  sql: Optional[SqlSource] = None
 
   def __post_init__(self) -> None:
     if self.input_format not in input_formats.FORMATS:

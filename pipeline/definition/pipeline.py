@@ -92,7 +92,7 @@ def create_pipeline(
   # The ExampleGen for the input format (CSV: read with pyarrow in bounded
   # batches). Its id stays EXAMPLE_GEN whatever the format.
   example_gen = sources.example_gen(
-      config.input_format, config.data_root,
+      config.input_format, config.data_root, sql=config.sql,
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=[
               example_gen_pb2.SplitConfig.Split(name='train',

@@ -10,9 +10,12 @@ same whatever the format. The caller gives the component its stable id.
   conversion that keeps zeros).
 - TFRecord: TFX's ImportExampleGen, which takes the tf.Examples as they are
   (gzip for `.gz` names, else uncompressed).
+- A SQL query (`--sql-url`, `--query`): `SqlExampleGen`, through SQLAlchemy.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 from tfx.components.example_gen.import_example_gen import (
   component as import_example_gen,
@@ -22,6 +25,8 @@ from tfx.proto import example_gen_pb2
 
 from pipeline.components import arrow_csv_example_gen
 from pipeline.components import record_example_gen
+from pipeline.components import sql_example_gen
+from pipeline.definition import config as config_lib
 from pipeline.definition import input_formats
 
 _EXAMPLE_GENS = {
@@ -33,13 +38,21 @@ _EXAMPLE_GENS = {
 
 
 def example_gen(input_format: str, data_root: str,
-                output_config: example_gen_pb2.Output
+                output_config: example_gen_pb2.Output,
+                sql: Optional[config_lib.SqlSource] = None
                 ) -> base_component.BaseComponent:
   """The ExampleGen that reads every file in `data_root` as `input_format`.
+
+  With `sql`, the one that reads its query instead.
 
   Raises:
     ValueError: An unknown format.
   """
+  if sql is not None:
+    return sql_example_gen.SqlExampleGen(
+        url=sql.url, query=sql.query, output_config=output_config,
+        span=sql.span, rows_fingerprint=sql.rows_fingerprint,
+        kinds=sql.kinds)
   try:
     component_class = _EXAMPLE_GENS[input_format]
   except KeyError:

@@ -7,6 +7,7 @@ a refused input costs a fraction of a second, not the TFX import time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging as std_logging
 import os
 import sys
@@ -23,6 +24,7 @@ from pipeline.inspection import run_model
 from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
 from pipeline.local import secret_filter
+from pipeline.local import sql_preflight
 
 # Exit code of a run whose metadata store (--metadata-url) cannot be used.
 METADATA_EXIT_CODE = 5
@@ -73,6 +75,18 @@ def run(config: Optional[config_lib.PipelineConfig],
       print(checked.summary(), flush=True)
       config = config_for(dataset_config.DatasetConfig(
           spec=draft.provisional_spec(list(checked.label_counts))))
+    elif config.sql is not None:
+      checked = sql_preflight.check(
+          config.sql.url, config.sql.query,
+          input_check.load_expectations(config.schema_path, config.dataset),
+          allow_extra_columns=(input_check.NEW_COLUMN_ANOMALY in
+                               config.gate.allowed_anomalies),
+          label_rule=input_check.LabelRule.from_spec(config.dataset))
+      print(checked.summary(), flush=True)
+      # What was read is the ExampleGen's cache key and column kinds.
+      config = dataclasses.replace(config, sql=dataclasses.replace(
+          config.sql, rows_fingerprint=checked.fingerprint,
+          kinds=checked.feature_lists()))
     elif '://' in config.data_root:
       # Remote data (gs://, for Dataflow) is validated by ExampleValidator
       # and the anomaly gate only; the preflight reads local files.
@@ -100,13 +114,26 @@ def run(config: Optional[config_lib.PipelineConfig],
     return input_check.EXIT_CODE
   try:
     # TFX logs the MLMD connection config, password included, at INFO.
-    with secret_filter.masked_logs(layout.metadata_location.scrub):
+    with secret_filter.masked_logs(_scrubber(layout)):
       # pylint: disable-next=g-import-not-at-top
       from pipeline.local import dag  # TFX and TensorFlow: only from here on.
       return dag.execute(config, layout, cpu_replicas=cpu_replicas,
                          draft=draft, config_for=config_for)
   finally:
     lock.release()
+
+
+def _scrubber(layout: cli.OutputLayout) -> Callable[[str], str]:
+  """Masks the metadata store's password and the SQL source's."""
+  sql_password = os.environ.get(cli.SQL_PASSWORD_ENV)
+
+  def scrub(text: str) -> str:
+    text = layout.metadata_location.scrub(text)
+    if sql_password:
+      text = text.replace(sql_password, metadata_location.MASK)
+    return text
+
+  return scrub
 
 
 def _check_metadata_store(location: metadata_location.MySqlLocation) -> None:
