@@ -23,6 +23,7 @@ from models import model_config as model_lib
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import input_formats
+from pipeline.definition import spans as spans_lib
 from pipeline.inspection import metadata_location as location_lib
 
 # `sql_rows.PASSWORD_ENV`, without importing SQLAlchemy for --help.
@@ -132,9 +133,11 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
   sql.add_argument('--query', default=None, metavar='SQL',
                    help='With --sql-url: the SELECT whose rows are the data. '
                    'It may use {SPAN}, e.g. WHERE day = {SPAN}, with --span.')
-  sql.add_argument('--span', type=int, default=None, metavar='N',
-                   help='With a --query that uses {SPAN}: the span to read; '
-                   'it is recorded on the Examples artifact.')
+  parser.add_argument('--span', type=int, default=None, metavar='N',
+                      help='The span to read: the folder span-N of a '
+                      '--data-root that holds span-1/, span-2/, ... (default: '
+                      'the latest), or N for the {SPAN} of a --query. It is '
+                      'recorded on the Examples artifact.')
   parser.add_argument('--format', dest='input_format',
                       default=input_formats.AUTO,
                       choices=(input_formats.AUTO,) + input_formats.FORMATS,
@@ -191,10 +194,12 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--drop-all-features', action='store_true',
                       help='Gate self-test: train a useless model that only '
                       'knows the base rate. It must not be blessed.')
-  parser.add_argument('--check-drift', action='store_true',
+  parser.add_argument('--check-drift', action=argparse.BooleanOptionalAction,
+                      default=True,
                       help='Stop the run when the training data drifted from '
-                      'the last accepted data beyond the drift comparators in '
-                      'the curated schema.')
+                      'the last accepted data (the last span that passed) '
+                      'beyond the drift comparators in the curated schema '
+                      '(default: on; --no-check-drift turns it off).')
   parser.add_argument('--no-cache', action='store_true',
                       help='Re-run every component even if its inputs are '
                       'unchanged.')
@@ -203,6 +208,20 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                       help='Local runs: if another run holds the output dir, '
                       'wait this long for it, then give up; 0 fails at once, '
                       '-1 waits forever (default: %(default)s).')
+
+
+def add_local_orchestration_flags(parser: argparse.ArgumentParser) -> None:
+  """--beam-workers and --metadata-url: the local runner's and Airflow's."""
+  parser.add_argument('--beam-workers', type=int, default=1,
+                      help='Beam DirectRunner worker processes; 0 means one '
+                      'per core, 1 runs in-process (default: %(default)s).')
+  parser.add_argument('--metadata-url', default=None, metavar='URL',
+                      help='Store ML Metadata in a MySQL or MariaDB database '
+                      'instead of <output-dir>/metadata.sqlite: '
+                      'mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or '
+                      'mysql://USER[:PASSWORD]@/DATABASE?socket=PATH. '
+                      'Without a password in the URL, MYSQL_PWD is used. '
+                      'The database is created when missing.')
 
 
 class FlagError(ValueError):
@@ -239,12 +258,30 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
                     f'{args.data_root} is remote. Draft it on a local copy, '
                     'commit the drafts, then pass --dataset-config.')
   name = dataset_name_from(args.data_root)
+  folder = input_folder(args.data_root, getattr(args, 'span', None))
   return DraftRequest(name=name, label=args.label, task=args.task,
-                      data_root=args.data_root,
+                      data_root=folder,
                       positive_label=tuple(args.positive_label),
                       input_format=resolve_input_format(
                           getattr(args, 'input_format', input_formats.AUTO),
-                          args.data_root))
+                          folder))
+
+
+def span_input(data_root: str, span: Optional[int]
+               ) -> Optional[spans_lib.SpanInput]:
+  """How the data root is read in spans, or None; FlagError if it cannot."""
+  try:
+    return spans_lib.detect(data_root, span)
+  except spans_lib.SpanError as e:
+    raise FlagError(str(e)) from None
+
+
+def input_folder(data_root: str, span: Optional[int]) -> str:
+  """The folder of this run's files: the span's, or the data root."""
+  try:
+    return spans_lib.input_folder(data_root, span_input(data_root, span))
+  except spans_lib.SpanError as e:
+    raise FlagError(str(e)) from None
 
 
 def resolve_input_format(requested: str, data_root: str) -> str:
@@ -324,6 +361,9 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
   dataset = dataset or load_dataset_config(args)
   spec = dataset.spec
   sql, _ = sql_source(args)
+  root = data_root or args.data_root
+  spans = None if sql is not None else span_input(root,
+                                                  getattr(args, 'span', None))
   # Hash the file this machine reads; a cloud runner's schema_path may name
   # the same file inside the image.
   local_schema = args.schema or dataset.schema_path
@@ -335,7 +375,7 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
   return config_lib.PipelineConfig(
       pipeline_name=args.pipeline_name or f'tabular-{spec.name}',
       pipeline_root=pipeline_root,
-      data_root=data_root or args.data_root,
+      data_root=root,
       schema_path=schema_path or args.schema or dataset.schema_path,
       serving_model_dir=serving_model_dir,
       dataset=spec,
@@ -351,8 +391,9 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       schema_sha256=file_sha256(local_schema),
       input_format=resolve_input_format(
           getattr(args, 'input_format', input_formats.AUTO),
-          data_root or args.data_root) if sql is None else input_formats.CSV,
-      sql=sql)
+          spans_lib.input_folder(root, spans)) if sql is None else
+      input_formats.CSV,
+      sql=sql, spans=spans)
 
 
 def sql_source(args: argparse.Namespace
@@ -371,8 +412,8 @@ def sql_source(args: argparse.Namespace
   query = getattr(args, 'query', None)
   span = getattr(args, 'span', None)
   if url is None:
-    if query is not None or span is not None:
-      raise FlagError('--query and --span go with --sql-url URL.')
+    if query is not None:
+      raise FlagError('--query goes with --sql-url URL.')
     return None, None
   if not query or not query.strip():
     raise FlagError('--sql-url needs --query SQL: the SELECT whose rows are '

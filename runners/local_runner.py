@@ -35,19 +35,10 @@ def main(argv=None) -> int:
   parser.add_argument('--output-dir', default=str(cli.REPO_ROOT / 'outputs'),
                       help='Pipeline root, metadata DB and pushed models all '
                       'go here (default: %(default)s).')
-  parser.add_argument('--beam-workers', type=int, default=1,
-                      help='Beam DirectRunner worker processes; 0 means one '
-                      'per core, 1 runs in-process (default: %(default)s).')
+  cli.add_local_orchestration_flags(parser)
   parser.add_argument('--cpu-replicas', type=int, default=0,
                       help='Split the CPU into N logical devices so that '
                       'MirroredStrategy trains N replicas without GPUs.')
-  parser.add_argument('--metadata-url', default=None, metavar='URL',
-                      help='Store ML Metadata in a MySQL or MariaDB database '
-                      'instead of <output-dir>/metadata.sqlite: '
-                      'mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or '
-                      'mysql://USER[:PASSWORD]@/DATABASE?socket=PATH. '
-                      'Without a password in the URL, MYSQL_PWD is used. '
-                      'The database is created when missing.')
   parser.add_argument('--verbose', action='store_true',
                       help='Show the full TFX and Beam logs.')
   args = parser.parse_args(argv)

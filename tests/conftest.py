@@ -61,6 +61,7 @@ from tests import installed_package
 if TYPE_CHECKING:
   # Not imported at run time: they import this module.
   from tests import robustness
+  from tests import span_runs as span_runs_lib
   from tests import task_runs as task_runs_lib
 
 keras_choice.select_keras()
@@ -392,6 +393,7 @@ def concurrent_runs(e2e_run) -> ConcurrentRuns:
 # --- Runs in the background. ----------------------------------------------
 
 _TASK_RUNS_FIXTURE = 'task_runs'
+_SPAN_RUNS_FIXTURE = 'span_runs'
 _USELESS_FIXTURE = 'useless_model_rerun'
 # Fixture name -> its computation, running or done.
 _background: Dict[str, background.Background] = {}
@@ -414,15 +416,25 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def pytest_collection_finish(session) -> None:
-  """Starts the task runs at once when a selected test needs them."""
-  if _needed(session, _TASK_RUNS_FIXTURE):
-    from tests import task_runs as task_runs_lib  # pylint: disable=g-import-not-at-top
-    root = pathlib.Path(session.config._tmp_path_factory.mktemp('tasks'))  # pylint: disable=protected-access
-    _background[_TASK_RUNS_FIXTURE] = background.Background(
-        _TASK_RUNS_FIXTURE, task_runs_lib.run_tasks, root)
+  """Starts the task and span runs at once when a selected test needs them."""
+  # pylint: disable=g-import-not-at-top
+  from tests import span_runs as span_runs_lib
+  from tests import task_runs as task_runs_lib
+  # pylint: enable=g-import-not-at-top
+  for fixture, fn in ((_TASK_RUNS_FIXTURE, task_runs_lib.run_tasks),
+                      (_SPAN_RUNS_FIXTURE, span_runs_lib.run_spans)):
+    if _needed(session, fixture):
+      root = pathlib.Path(session.config._tmp_path_factory.mktemp(fixture))  # pylint: disable=protected-access
+      _background[fixture] = background.Background(fixture, fn, root)
 
 
 @pytest.fixture(scope='session')
 def task_runs() -> Dict[str, 'task_runs_lib.TaskRun']:
   """The multiclass and regression runs, started at collection time."""
   return _background[_TASK_RUNS_FIXTURE].result()
+
+
+@pytest.fixture(scope='session')
+def span_runs() -> 'span_runs_lib.SpanRuns':
+  """Spans 1, 2 and the drifted 3, run at collection time."""
+  return _background[_SPAN_RUNS_FIXTURE].result()

@@ -4,12 +4,16 @@ The rules (docs/design.md):
 - `models/` never imports `pipeline/`: model code runs on workers and in the
   Trainer without the orchestration code.
 - `pipeline.definition` and `pipeline.components` never import the local
-  run-time, inspection, cloud or flag code, so the one pipeline definition
-  compiles for every orchestrator.
+  run-time, inspection, cloud, Airflow or flag code, so the one pipeline
+  definition compiles for every orchestrator.
 - `pipeline.components` never imports `pipeline.definition`: the definition
   wires the components, not the other way round.
-- `pipeline.inspection` never imports the local run-time or cloud code: it
-  reads any store, whoever ran the pipeline.
+- `pipeline.inspection` never imports the local run-time, Airflow or cloud
+  code: it reads any store, whoever ran the pipeline.
+- `pipeline.local` and `pipeline.airflow` never import each other: they are
+  two ways to run the same definition.
+- Only `pipeline.airflow` imports Airflow, which creates `AIRFLOW_HOME` and
+  configures logging when imported.
 
 The graph is read from the source with `ast` (nothing is imported), so the
 test is fast and also sees imports inside functions.
@@ -30,12 +34,16 @@ PACKAGES = ('models', 'pipeline', 'schema')
 RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ('models', ('pipeline',)),
     ('pipeline.definition', ('pipeline.local', 'pipeline.inspection',
-                             'pipeline.cloud', 'pipeline.flags')),
+                             'pipeline.cloud', 'pipeline.airflow',
+                             'pipeline.flags')),
     ('pipeline.components', ('pipeline.definition', 'pipeline.local',
                              'pipeline.inspection', 'pipeline.cloud',
-                             'pipeline.flags')),
+                             'pipeline.airflow', 'pipeline.flags')),
     ('pipeline.inspection', ('pipeline.local', 'pipeline.cloud',
-                             'pipeline.flags')),
+                             'pipeline.airflow', 'pipeline.flags')),
+    # The local and the Airflow run-times are alternatives.
+    ('pipeline.local', ('pipeline.airflow',)),
+    ('pipeline.airflow', ('pipeline.local',)),
 )
 
 
@@ -168,3 +176,35 @@ def test_local_code_does_not_import_tfx_v1(tmp_path):
   root = _tree_with(tmp_path, 'pipeline.definition.pipeline',
                     '\nfrom tfx import v1 as tfx\n')
   assert tfx_v1_importers(root) == ['pipeline.definition.pipeline']
+
+
+# Importing Airflow creates AIRFLOW_HOME (~/airflow by default) and replaces
+# the logging configuration of the process; TFX's Airflow runner imports it.
+AIRFLOW_MODULES = ('airflow', 'tfx.orchestration.airflow')
+AIRFLOW_ALLOWED = ('pipeline.airflow',)
+
+
+def airflow_importers(root: pathlib.Path) -> List[str]:
+  """The first-party modules outside AIRFLOW_ALLOWED that import Airflow."""
+  found = []
+  for package in PACKAGES:
+    for path in sorted((root / package).rglob('*.py')):
+      module = _module_name(root, path)
+      if any(_within(module, allowed) for allowed in AIRFLOW_ALLOWED):
+        continue
+      tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+      if any(_within(name, prefix)
+             for name in _imports(tree, module, path.name == '__init__.py')
+             for prefix in AIRFLOW_MODULES):
+        found.append(module)
+  return found
+
+
+def test_only_the_airflow_package_imports_airflow(tmp_path):
+  assert airflow_importers(REPO_ROOT) == []
+  graph = import_graph(REPO_ROOT)
+  assert 'pipeline.airflow.nodes' in graph['pipeline.airflow.launcher']
+  root = _tree_with(tmp_path, 'pipeline.local.dag',
+                    '\nfrom tfx.orchestration.airflow import '
+                    'airflow_dag_runner\n')
+  assert airflow_importers(root) == ['pipeline.local.dag']

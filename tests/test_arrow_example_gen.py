@@ -21,6 +21,8 @@ from tfx.utils import proto_utils
 
 from pipeline.components import arrow_csv_example_gen as arrow_gen
 from pipeline.components import direct_write
+from pipeline.components import record_example_gen
+from tests import record_files
 
 CASES = {
     # Empty cells, quoted or not, in every kind of column; 'NA' is text.
@@ -122,7 +124,8 @@ def test_only_runners_that_really_shuffle_keep_the_reshuffle(args, expected):
   assert direct_write.reshuffles(args) is expected
 
 
-def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path):
+def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path,
+                  executor=None, pattern: str = '*.csv'):
   """Runs an ExampleGen `Do` on `folder`; its split files' records, in
   order, and the artifact it filled in."""
   examples = standard_artifacts.Examples()
@@ -135,7 +138,7 @@ def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path):
       standard_component_specs.INPUT_BASE_KEY: str(folder),
       standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
           example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
-              name='single_split', pattern='*.csv')])),
+              name='single_split', pattern=pattern)])),
       standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
           output_config),
       standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
@@ -143,7 +146,7 @@ def _write_splits(executor_do, folder: pathlib.Path, out: pathlib.Path):
       standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
           example_gen_pb2.FORMAT_TFRECORDS_GZIP,
   }
-  executor_do(arrow_gen.Executor(), {},
+  executor_do(executor or arrow_gen.Executor(), {},
               {standard_component_specs.EXAMPLES_KEY: [examples]},
               exec_properties)
   records = {}
@@ -177,3 +180,25 @@ def test_the_write_without_reshuffle_matches_tfx_record_for_record(tmp_path):
   assert (our_artifact.get_string_custom_property('file_format') ==
           tfx_artifact.get_string_custom_property('file_format') ==
           'tfrecords_gzip')
+
+
+@pytest.mark.parametrize('executor, pattern', [
+    (record_example_gen.ParquetExecutor, '*.parquet'),
+    (record_example_gen.AvroExecutor, '*.avro'),
+], ids=['parquet', 'avro'])
+def test_the_record_readers_write_without_reshuffle_as_tfx_does(
+    executor, pattern, tmp_path):
+  """Their transforms give tf.Examples, not bytes: serialized on the way."""
+  folder = record_files.tfx_external_data() / pattern.split('.')[-1]
+  tfx_records, _ = _write_splits(
+      base_example_gen_executor.BaseExampleGenExecutor.Do, folder,
+      tmp_path / 'tfx', executor(), pattern)
+  our_records, _ = _write_splits(executor.Do, folder, tmp_path / 'ours',
+                                 executor(), pattern)
+  assert sum(len(r) for r in our_records.values()) == 10_000
+
+  def canonical(records):  # tf.Example maps serialize in any key order.
+    return {split: [tf.train.Example.FromString(r).SerializeToString(
+        deterministic=True) for r in rows] for split, rows in records.items()}
+
+  assert canonical(our_records) == canonical(tfx_records)

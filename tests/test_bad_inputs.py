@@ -12,14 +12,14 @@ statistics (an all-empty column, unseen categories, impossible values) are
 computed in-process with TFDV and fed to the anomaly gate's own executor, for
 its message; one of them also goes through a real pipeline run on a copy of
 the session's blessed output dir, which must stop at the gate, before
-Transform and Trainer. Drift goes through real runs too: its baseline is the
-last accepted run.
+Transform and Trainer. Drift goes through real runs of data in spans
+(tests/test_spans.py): its baseline is the last accepted span.
 """
 
 import dataclasses
+import os
 import pathlib
 import re
-import subprocess
 from typing import Callable
 from typing import List
 from typing import Tuple
@@ -41,7 +41,6 @@ from pipeline.local import preflight as input_check
 import schema as schema_lib
 from tests import conftest
 from tests import robustness
-from tests.conftest import E2E_ARGS
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
 from tests.conftest import SAMPLE_DATA
@@ -515,48 +514,11 @@ def test_allow_listed_anomaly_continues_and_says_so(useless_model_rerun):
   assert after.trainer_executions == run.before.trainer_executions + 2
 
 
-def _drift_run(outputs: pathlib.Path, data: pathlib.Path
-               ) -> subprocess.CompletedProcess:
-  return run_local_pipeline(outputs, ['--check-drift', *E2E_ARGS],
-                            data_root=data, check=False)
-
-
 def _shift_payment_types(folder: pathlib.Path) -> pathlib.Path:
   """Most card payments become cash: every value is still in the domain."""
   return robustness.mutate_column(
       folder, 'payment_type',
       lambda n, v: 'Cash' if v == 'Credit Card' and n % 5 else v)
-
-
-@pytest.mark.e2e
-def test_drift_against_previous_data_stops_before_transform(outputs,
-                                                            tmp_path):
-  # The session's data is accepted as the drift baseline. Adding the gate
-  # must not cost a retrain: Transform and Trainer come from the cache.
-  accepted = _drift_run(outputs, SAMPLE_DATA)
-  assert accepted.returncode == 0, accepted.stderr[-3000:]
-  states = robustness.executed(robustness.latest_summary(outputs))
-  assert states['DriftGate'] == 'complete', states
-  assert states['Transform'] == states['Trainer'] == 'cached', states
-  before = robustness.snapshot(outputs)
-
-  drifted = _shift_payment_types(tmp_path / 'data')
-  _check(drifted)  # Clean CSV, every value within the schema's domain.
-  for attempt in range(2):
-    # The second attempt proves the rejected data did not become the baseline.
-    result = _drift_run(outputs, drifted)
-    assert result.returncode == 1, result.stderr[-3000:]
-    line = robustness.failure_line(result)
-    assert line.startswith('RUN FAILED: DataDriftError: Data drifted from '
-                           'the last accepted data'), line
-    assert ("feature 'payment_type': COMPARATOR_L_INFTY_HIGH" in line and
-            'above the threshold 0.1' in line and
-            '--allow-anomaly COMPARATOR_L_INFTY_HIGH' in line), line
-    states = robustness.executed(robustness.latest_summary(outputs))
-    assert states['AnomalyGate'] in ('complete', 'cached'), (attempt, states)
-    assert states['DriftGate'] == 'FAILED', (attempt, states)
-    assert not set(TRAINING_AND_AFTER) & set(states), (attempt, states)
-  _assert_untouched(outputs, before, new_runs=2)
 
 
 # --- The drift check itself, on statistics computed in-process. ----------
@@ -598,7 +560,46 @@ def test_drift_check_names_feature_and_what_to_do(drift_inputs):
   assert len(tolerated) == 1 and "'payment_type'" in tolerated[0]
 
 
-def test_first_run_has_no_baseline_instead_of_failing():
-  strategy = drift_gate.LatestIfAnyStrategy()
-  assert strategy.resolve_artifacts(None, {'statistics': []}) == {
-      'statistics': []}
+def _accepted(uri: pathlib.Path, span=None):
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  artifact = standard_artifacts.ExampleStatistics()
+  artifact.uri = str(uri)
+  artifact.split_names = '["train", "eval"]'
+  if span is not None:
+    artifact.span = span
+  uri.mkdir(parents=True)
+  return artifact
+
+
+def test_the_baseline_record_names_the_last_accepted_statistics(tmp_path):
+  record = drift_gate.baseline_record_path(str(tmp_path / 'root'), 'p')
+  assert record == str(tmp_path / 'root' / 'drift_baseline' / 'p.json')
+  assert drift_gate.read_baseline(record) is None  # A first run.
+  drift_gate.write_baseline(record, _accepted(tmp_path / 'a', span=1))
+  drift_gate.write_baseline(record, _accepted(tmp_path / 'b', span=2))
+  baseline = drift_gate.read_baseline(record)
+  assert (baseline.uri, baseline.span) == (str(tmp_path / 'b'), 2)
+  assert baseline.split_names == '["train", "eval"]'
+  assert sorted(os.listdir(tmp_path / 'root' / 'drift_baseline')) == [
+      'p.json']  # No temporary file left behind.
+
+
+def test_a_damaged_or_dangling_baseline_record_says_what_to_do(tmp_path):
+  record = tmp_path / 'p.json'
+  record.write_text('{"uri": ', encoding='utf-8')
+  with pytest.raises(ValueError, match='is damaged .*delete it'):
+    drift_gate.read_baseline(str(record))
+  drift_gate.write_baseline(str(record), _accepted(tmp_path / 'gone'))
+  (tmp_path / 'gone').rmdir()
+  with pytest.raises(FileNotFoundError,
+                     match='no longer exist; delete the record'):
+    drift_gate.read_baseline(str(record))
+
+
+def test_the_drift_message_names_the_baseline_span(drift_inputs):
+  schema, sample, _, drifted = drift_inputs
+  with pytest.raises(drift_gate.DataDriftError,
+                     match=r'^Data drifted from the last accepted data '
+                     r'\(span 2\), which stops'):
+    drift_gate.check({'train': drifted}, {'train': sample}, schema,
+                     baseline_name='the last accepted data (span 2)')

@@ -15,7 +15,7 @@ ALL_COMPONENTS = [
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
     pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
-    pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
+    pipeline_lib.DRIFT_GATE, pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
     pipeline_lib.BASELINE_RESOLVER, pipeline_lib.MODEL_CHANGE_CHECK,
     pipeline_lib.EVALUATOR, pipeline_lib.PUSHER,
 ]
@@ -26,7 +26,7 @@ CACHEABLE = [
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
     pipeline_lib.SCHEMA_GEN, pipeline_lib.IMPORT_SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
-    pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
+    pipeline_lib.DRIFT_GATE, pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
 ]
 
 

@@ -65,7 +65,11 @@ EXPECTED_UPSTREAM = {
     P.IMPORT_SCHEMA_GEN: set(),
     P.EXAMPLE_VALIDATOR: {P.STATISTICS_GEN, P.IMPORT_SCHEMA_GEN},
     P.ANOMALY_GATE: {P.EXAMPLE_VALIDATOR},
-    P.TRANSFORM: {P.EXAMPLE_GEN, P.IMPORT_SCHEMA_GEN, P.ANOMALY_GATE},
+    # On by default, and compiled: its baseline is a record, not a Resolver.
+    P.DRIFT_GATE: {P.EXAMPLE_GEN, P.STATISTICS_GEN, P.IMPORT_SCHEMA_GEN,
+                   P.ANOMALY_GATE},
+    P.TRANSFORM: {P.EXAMPLE_GEN, P.IMPORT_SCHEMA_GEN, P.ANOMALY_GATE,
+                  P.DRIFT_GATE},
     P.TRAINER: {P.TRANSFORM, P.IMPORT_SCHEMA_GEN},
     BLESSING_RESOLVER: set(),
     MODEL_RESOLVER: {BLESSING_RESOLVER},
@@ -185,6 +189,9 @@ def test_paths_are_valid_where_the_components_run(spec_off, image_package):
       'gs://example-bucket/data/taxi')
   assert spec_off['runtimeConfig']['gcsOutputDirectory'] == (
       'gs://example-bucket/pipeline-root')
+  # The drift baseline record sits under the pipeline root, in GCS.
+  assert _parameter(spec_off, P.DRIFT_GATE, 'baseline_record') == (
+      'gs://example-bucket/pipeline-root/drift_baseline/tabular-taxi.json')
   push = json.loads(_parameter(spec_off, P.PUSHER, 'push_destination'))
   assert push['filesystem']['base_directory'] == (
       'gs://example-bucket/pipeline-root/serving_model')

@@ -104,8 +104,7 @@ def _flags(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize('argv, problem', [
-    (['--query', 'SELECT 1'], '--query and --span go with --sql-url URL.'),
-    (['--span', '3'], '--query and --span go with --sql-url URL.'),
+    (['--query', 'SELECT 1'], '--query goes with --sql-url URL.'),
     (['--sql-url', 'postgresql://u@h/db'], '--sql-url needs --query SQL'),
     (['--sql-url', 'postgresql://u@h/db', '--query', '  '],
      '--sql-url needs --query SQL'),

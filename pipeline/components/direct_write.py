@@ -70,10 +70,14 @@ class DirectWriteExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     with self._make_beam_pipeline() as pipeline:
       splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
       for name, examples in splits.items():
-        _ = examples | f'WriteSplit[{name}]' >> beam.io.WriteToTFRecord(
-            os.path.join(artifact_utils.get_split_uri(outputs, name),
-                         write_split.DEFAULT_TF_RECORD_FILE_NAME),
-            file_name_suffix='.gz')
+        # The record readers give tf.Examples, the CSV and SQL ones bytes.
+        _ = (examples
+             | f'MaybeSerialize[{name}]' >> beam.ParDo(
+                 write_split.MaybeSerialize())
+             | f'WriteSplit[{name}]' >> beam.io.WriteToTFRecord(
+                 os.path.join(artifact_utils.get_split_uri(outputs, name),
+                              write_split.DEFAULT_TF_RECORD_FILE_NAME),
+                 file_name_suffix='.gz'))
     payload_format = exec_properties.get(
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
     file_format = exec_properties.get(

@@ -15,6 +15,7 @@ from typing import Tuple
 from models import features
 from models import model_config as model_lib
 from pipeline.definition import input_formats
+from pipeline.definition import spans as spans_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +47,8 @@ class GateConfig:
     allowed_anomalies: ExampleValidator anomaly types (e.g.
       'ENUM_TYPE_UNEXPECTED_STRING_VALUES') that do not stop the run.
     check_drift: Also stop the run when the training statistics drifted from
-      the last accepted data beyond the schema's drift comparators
-      (DriftGate). Local and Dataflow orchestration only for now: its baseline
-      resolver uses a strategy KubeflowV2DagRunner does not compile.
+      the last accepted data (with spans: the last accepted span) beyond the
+      schema's drift comparators (DriftGate), under every orchestrator.
   """
   min_auc: float = 0.70
   min_accuracy_lift: float = 0.0
@@ -57,7 +57,7 @@ class GateConfig:
   min_example_count: int = 10
   max_metric_drop: float = 0.01
   allowed_anomalies: Tuple[str, ...] = ()
-  check_drift: bool = False
+  check_drift: bool = True
 
   def __post_init__(self) -> None:
     if not 0.5 <= self.min_auc <= 1.0:
@@ -175,6 +175,7 @@ class PipelineConfig:
     enable_cache: Reuse results of unchanged components.
     beam_pipeline_args: Args for every Beam-based component.
     sql: Read this query's rows instead of `data_root`'s files.
+    spans: `data_root` holds span-N folders; read one span per run.
   """
   pipeline_name: str
   pipeline_root: str
@@ -191,6 +192,7 @@ class PipelineConfig:
   component_beam_args: Optional[Dict[str, Tuple[str, ...]]] = None
   input_format: str = input_formats.CSV
   sql: Optional[SqlSource] = None
+  spans: Optional[spans_lib.SpanInput] = None
 
   def __post_init__(self) -> None:
     if self.input_format not in input_formats.FORMATS:

@@ -43,6 +43,7 @@ SCHEMA_GEN = 'SchemaGen'
 IMPORT_SCHEMA_GEN = 'ImportSchemaGen'
 EXAMPLE_VALIDATOR = 'ExampleValidator'
 ANOMALY_GATE = 'AnomalyGate'
+DRIFT_GATE = drift_gate.DRIFT_GATE
 TRANSFORM = 'Transform'
 TRAINER = 'Trainer'
 BASELINE_RESOLVER = 'LatestBlessedModelResolver'
@@ -93,6 +94,7 @@ def create_pipeline(
   # batches). Its id stays EXAMPLE_GEN whatever the format.
   example_gen = sources.example_gen(
       config.input_format, config.data_root, sql=config.sql,
+      spans=config.spans,
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=[
               example_gen_pb2.SplitConfig.Split(name='train',
@@ -188,8 +190,10 @@ def create_pipeline(
                 baseline_resolver, change_check, evaluator, pusher]
   if config.gate.check_drift:
     drift_gate.add_to_pipeline(
-        components, statistics_gen, import_schema_gen, after=gate,
-        before=transform, allowed_anomaly_types=config.gate.allowed_anomalies)
+        components, example_gen, statistics_gen, import_schema_gen, after=gate,
+        before=transform, allowed_anomaly_types=config.gate.allowed_anomalies,
+        baseline_record=drift_gate.baseline_record_path(
+            config.pipeline_root, config.pipeline_name))
   return _pipeline(config, components, metadata_connection_config)
 
 

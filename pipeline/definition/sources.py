@@ -11,6 +11,9 @@ same whatever the format. The caller gives the component its stable id.
 - TFRecord: TFX's ImportExampleGen, which takes the tf.Examples as they are
   (gzip for `.gz` names, else uncompressed).
 - A SQL query (`--sql-url`, `--query`): `SqlExampleGen`, through SQLAlchemy.
+
+A data root of span folders (`pipeline.definition.spans`) is read one span
+per run, through TFX's `{SPAN}` input pattern, by the same ExampleGens.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from tfx.components.example_gen.import_example_gen import (
 )
 from tfx.dsl.components.base import base_component
 from tfx.proto import example_gen_pb2
+from tfx.proto import range_config_pb2
 
 from pipeline.components import arrow_csv_example_gen
 from pipeline.components import record_example_gen
 from pipeline.components import sql_example_gen
 from pipeline.definition import config as config_lib
 from pipeline.definition import input_formats
+from pipeline.definition import spans as spans_lib
 
 _EXAMPLE_GENS = {
     input_formats.CSV: arrow_csv_example_gen.ArrowCsvExampleGen,
@@ -39,10 +44,12 @@ _EXAMPLE_GENS = {
 
 def example_gen(input_format: str, data_root: str,
                 output_config: example_gen_pb2.Output,
-                sql: Optional[config_lib.SqlSource] = None
+                sql: Optional[config_lib.SqlSource] = None,
+                spans: Optional[spans_lib.SpanInput] = None
                 ) -> base_component.BaseComponent:
   """The ExampleGen that reads every file in `data_root` as `input_format`.
 
+  With `spans`, every file of one span folder: the latest, or `spans.span`.
   With `sql`, the one that reads its query instead.
 
   Raises:
@@ -59,4 +66,17 @@ def example_gen(input_format: str, data_root: str,
     raise ValueError(
         f'No ExampleGen for input format {input_format!r}; use one of '
         f'{", ".join(input_formats.FORMATS)}.') from None
-  return component_class(input_base=data_root, output_config=output_config)
+  if spans is None:
+    return component_class(input_base=data_root, output_config=output_config)
+  range_config = None
+  if spans.span is not None:
+    range_config = range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(
+            start_span_number=spans.span, end_span_number=spans.span))
+  return component_class(
+      input_base=data_root, output_config=output_config,
+      input_config=example_gen_pb2.Input(splits=[
+          example_gen_pb2.Input.Split(
+              name='single_split',
+              pattern=f'{spans_lib.FOLDER_PATTERN}/*')]),
+      range_config=range_config)

@@ -90,6 +90,8 @@ class RunSummary:
   model_unchanged: bool = False
   blessed_in_run: Optional[str] = None
   serving_model: Optional[str] = None
+  # The span ExampleGen read (data in span-N folders, or a query's {SPAN}).
+  span: Optional[int] = None
 
   def component(self, component_id: str) -> Optional[ComponentRun]:
     for run in self.components:
@@ -126,6 +128,14 @@ def summarize(run: run_model.Run) -> RunSummary:
         'model unchanged: already the blessed baseline' +
         (f', judged in run {earlier.run_id}: {summary.blessing_reason}'
          if earlier is not None else ''))
+  example_gen = run.execution(run_model.EXAMPLE_GEN_SUFFIX)
+  examples = example_gen.output('examples') if example_gen else None
+  if examples is not None:
+    # A custom property of Examples; TFX records span 0 for data without
+    # spans: nothing to show then.
+    span = (examples.custom_properties.get('span') or
+            examples.properties.get('span'))
+    summary.span = (span.int_value or None) if span is not None else None
   schemas = {}
   for execution in run.executions:
     schema = execution.output(SCHEMA_KEY)
@@ -300,7 +310,8 @@ def lower_bound_text(value: float, at_least: str = '≥') -> str:
 
 def format_summary(summary: RunSummary) -> str:
   """Multi-line text for the terminal."""
-  lines = [f'Run {summary.run_id}']
+  lines = [f'Run {summary.run_id}' + (
+      f' (span {summary.span})' if summary.span is not None else '')]
   for run in summary.components:
     lines.append(f'  {run.component_id:<28} {run.state:<9} {run.seconds:7.1f}s')
   if summary.training_info:

@@ -19,6 +19,7 @@ from absl import logging
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.definition import spans as spans_lib
 from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.local import preflight as input_check
@@ -93,7 +94,12 @@ def run(config: Optional[config_lib.PipelineConfig],
       print(f'Input check skipped for remote data root {config.data_root} '
             f'(read as {config.input_format}; --format sets it).', flush=True)
     else:
-      print(input_check.check(config.data_root, config.schema_path,
+      if config.spans is not None:
+        # The span ExampleGen's driver will read: the same rule.
+        print(spans_lib.describe(config.data_root, config.spans), flush=True)
+      print(input_check.check(spans_lib.input_folder(config.data_root,
+                                                     config.spans),
+                              config.schema_path,
                               config.dataset, config.gate.allowed_anomalies,
                               input_format=config.input_format
                               ).summary(), flush=True)

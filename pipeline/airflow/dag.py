@@ -1,0 +1,228 @@
+"""The runner flags, from one environment variable, turned into the DAG.
+
+Airflow imports the DAG file (`runners/airflow_dag.py`) in its scheduler,
+its DAG processor and every task process, so the flags come from the
+environment: `TABULAR_PIPELINE_ARGS` holds the flags of
+`runners/local_runner.py`, shell-quoted. Everything is checked before
+Airflow, TFX or TensorFlow is imported, and a bad value raises
+`AirflowConfigError`, whose message Airflow shows as the DAG's import
+error. Nothing is written: the DAG file only builds the DAG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import NoReturn
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+
+from pipeline import flags as cli
+from pipeline.definition import config as config_lib
+from pipeline.inspection import metadata_location
+
+if TYPE_CHECKING:
+  from airflow import models as airflow_models
+
+ARGS_ENV_VAR = 'TABULAR_PIPELINE_ARGS'
+SCHEDULE = '@daily'
+# Fixed, so that the schedule does not move with the file's parse time; with
+# catchup off, a new DAG runs only the latest finished interval.
+START_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+# Parallel tasks with a MySQL store; a SQLite store takes one writer at a
+# time, so with it one task runs at a time, as in a local run.
+MAX_PARALLEL_TASKS = 4
+EXAMPLE = (f'{ARGS_ENV_VAR}="--output-dir /srv/tabular '
+           f'--data-root {cli.DEFAULT_DATA_ROOT}"')
+
+
+class AirflowConfigError(ValueError):
+  """The DAG's configuration is unusable; the message says what to set."""
+
+
+class _Parser(argparse.ArgumentParser):
+  """Raises instead of exiting: Airflow must show the error, not die."""
+
+  def error(self, message: str) -> NoReturn:
+    raise AirflowConfigError(f'{ARGS_ENV_VAR}: {message}. Set it to the '
+                             f'runner flags, e.g. {EXAMPLE}.')
+
+  def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR} asks argparse to exit ({message or "--help"}); '
+        'see python runners/local_runner.py --help for the flags.')
+
+
+def parser() -> argparse.ArgumentParser:
+  """The flags of TABULAR_PIPELINE_ARGS.
+
+  The local runner's, less its process-level ones (--cpu-replicas,
+  --verbose); --output-dir is required, since the scheduler and the
+  workers may run in any directory.
+  """
+  p = _Parser(prog=ARGS_ENV_VAR, description=__doc__.splitlines()[0])
+  cli.add_common_flags(p)
+  p.add_argument('--output-dir', required=True,
+                 help='Absolute path: pipeline root, metadata DB and pushed '
+                 'models all go here. It must exist.')
+  cli.add_local_orchestration_flags(p)
+  return p
+
+
+def argv_from(environ: Mapping[str, str]) -> List[str]:
+  """The runner flags in TABULAR_PIPELINE_ARGS.
+
+  Raises:
+    AirflowConfigError: The variable is missing, empty, or not valid shell
+      syntax (an unclosed quote).
+  """
+  value = environ.get(ARGS_ENV_VAR, '')
+  if not value.strip():
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR} is not set. Set it, in the environment of the '
+        'Airflow scheduler, DAG processor and workers, to the runner flags '
+        f'of runners/local_runner.py, e.g. {EXAMPLE}.')
+  try:
+    return shlex.split(value)
+  except ValueError as e:
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR} is not valid shell syntax ({e}): {value!r}. Quote '
+        f'it as in a shell command line, e.g. {EXAMPLE}.') from None
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+  """Every local path must be absolute: tasks may start anywhere.
+
+  Raises:
+    AirflowConfigError: A relative path, named with its flag.
+  """
+  paths = {'--output-dir': args.output_dir, '--data-root': args.data_root,
+           '--dataset-config': args.dataset_config, '--schema': args.schema}
+  for flag, path in paths.items():
+    if path and '://' not in path and not os.path.isabs(path):
+      raise AirflowConfigError(
+          f'{ARGS_ENV_VAR}: {flag} {path} is relative; the Airflow '
+          'scheduler and workers may start in other directories. Give an '
+          f'absolute path, e.g. {flag} {os.path.abspath(path)}.')
+
+
+def layout_from(args: argparse.Namespace,
+                environ: Mapping[str, str]) -> cli.OutputLayout:
+  """Where the DAG's runs write and keep their metadata.
+
+  Raises:
+    AirflowConfigError: The output dir is missing (with the SQLite store,
+      which lives in it), or --metadata-url is malformed.
+  """
+  metadata = None
+  if args.metadata_url is not None:
+    try:
+      metadata = metadata_location.parse_url(
+          args.metadata_url, password=environ.get('MYSQL_PWD'))
+    except metadata_location.MetadataUrlError as e:
+      raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from None
+  layout = cli.OutputLayout(os.path.normpath(args.output_dir), metadata)
+  if metadata is None and not os.path.isdir(layout.root):
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR}: --output-dir {layout.root} does not exist. Create '
+        f'it (mkdir -p {layout.root}): the metadata store '
+        f'{layout.metadata_path} is created inside it, and the DAG file '
+        'writes nothing.')
+  return layout
+
+
+def config_from(argv: Sequence[str], environ: Mapping[str, str]
+                ) -> Tuple[config_lib.PipelineConfig, cli.OutputLayout]:
+  """The pipeline config and output layout the runner flags describe.
+
+  Args:
+    argv: The runner flags, as the local runner takes them.
+    environ: The environment (MYSQL_PWD).
+
+  Raises:
+    AirflowConfigError: Bad flags or config; the message says which flag
+      to change.
+  """
+  args = parser().parse_args(list(argv))
+  if args.lock_timeout != 0:
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR}: --lock-timeout applies to local runs; the DAG runs '
+        'one DAG run at a time (max_active_runs=1). Drop it.')
+  if getattr(args, 'sql_url', None):
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR}: --sql-url is not supported by the Airflow DAG: '
+        'the SQL source needs the local runner\'s input check, which reads '
+        'the rows before the run. Run it with runners/local_runner.py.')
+  _check_paths(args)
+  layout = layout_from(args, environ)
+  try:
+    config = cli.build_config(
+        args, pipeline_root=layout.pipeline_root,
+        serving_model_dir=layout.serving_model_dir,
+        beam_pipeline_args=cli.direct_runner_args(args.beam_workers))
+  except (ValueError, OSError) as e:
+    raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from e
+  return config, layout
+
+
+def dag_settings(config: config_lib.PipelineConfig,
+                 layout: cli.OutputLayout) -> Dict[str, Any]:
+  """The keyword arguments of the `airflow.models.DAG`."""
+  return {
+      'schedule': SCHEDULE,
+      'start_date': START_DATE,
+      'catchup': False,
+      # Runs share the output dir, the cache and the blessed baseline.
+      'max_active_runs': 1,
+      'max_active_tasks': (1 if layout.metadata is None
+                           else MAX_PARALLEL_TASKS),
+      'description': f'TFX pipeline {config.pipeline_name} on '
+                     f'{config.data_root}, into {layout.root}',
+      'tags': ['tfx', config.dataset.name],
+  }
+
+
+def create_dag(argv: Sequence[str], environ: Mapping[str, str]
+               ) -> 'airflow_models.DAG':
+  """Builds the Airflow DAG from the runner flags.
+
+  Args:
+    argv: The runner flags, as the local runner takes them.
+    environ: The environment (MYSQL_PWD).
+
+  Returns:
+    The DAG: its id is the pipeline name, one task per component.
+
+  Raises:
+    AirflowConfigError: Bad flags or config; nothing of TFX was imported.
+  """
+  config, layout = config_from(argv, environ)
+  # pylint: disable=g-import-not-at-top
+  # Airflow, TFX and TensorFlow: only once the flags are known to be good.
+  from tfx.orchestration.airflow import airflow_dag_runner
+
+  from pipeline.airflow import launcher
+  from pipeline.definition import pipeline as pipeline_lib
+  # pylint: enable=g-import-not-at-top
+  pipeline = pipeline_lib.create_pipeline(
+      config, layout.metadata_location.connection_config())
+  runner = airflow_dag_runner.AirflowDagRunner(
+      launcher.pipeline_config(pipeline, dag_settings(config, layout)))
+  return runner.run(pipeline)
+
+
+def dag_from_environment(environ: Mapping[str, str]) -> 'airflow_models.DAG':
+  """The DAG that TABULAR_PIPELINE_ARGS describes.
+
+  Raises:
+    AirflowConfigError: The variable is missing or unusable.
+  """
+  return create_dag(argv_from(environ), environ)
