@@ -36,3 +36,36 @@ class Background:
     if self._error is not None:
       raise RuntimeError(f'{self._thread.name} failed') from self._error
     return self._value
+
+
+class Chain:
+  """Several computations run one after the other in one daemon thread.
+
+  Each has its own result, ready as soon as it is done, so a test waits
+  only for the ones before it in the chain. One thread per chain keeps the
+  number of pipeline processes at once, and so the peak memory, bounded.
+  """
+
+  def __init__(self, name: str,
+               steps: 'list[tuple[str, Callable[..., Any], tuple]]'):
+    self._steps = steps
+    self._done = {key: threading.Event() for key, _, _ in steps}
+    self._values: dict = {}
+    self._errors: dict = {}
+    self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+    self._thread.start()
+
+  def _run(self) -> None:
+    for key, fn, args in self._steps:
+      try:
+        self._values[key] = fn(*args)
+      except BaseException as e:  # pylint: disable=broad-except
+        self._errors[key] = e  # Raised in the test that waits.
+      self._done[key].set()
+
+  def result(self, key: str, timeout: float = 3600) -> Any:
+    if not self._done[key].wait(timeout):
+      raise TimeoutError(f'{key} did not finish in {timeout} s')
+    if key in self._errors:
+      raise RuntimeError(f'{key} failed') from self._errors[key]
+    return self._values[key]

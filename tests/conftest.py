@@ -60,6 +60,7 @@ from tests import installed_package
 
 if TYPE_CHECKING:
   # Not imported at run time: they import this module.
+  from tests import background_runs
   from tests import robustness
   from tests import span_runs as span_runs_lib
   from tests import task_runs as task_runs_lib
@@ -394,9 +395,13 @@ def concurrent_runs(e2e_run) -> ConcurrentRuns:
 
 _TASK_RUNS_FIXTURE = 'task_runs'
 _SPAN_RUNS_FIXTURE = 'span_runs'
+_AIRFLOW_RUN_FIXTURE = 'airflow_run'
+_SQL_RUNS_FIXTURE = 'sql_runs'
 _USELESS_FIXTURE = 'useless_model_rerun'
 # Fixture name -> its computation, running or done.
 _background: Dict[str, background.Background] = {}
+# Fixture name -> the chain of background runs that computes it.
+_chained: Dict[str, background.Chain] = {}
 
 
 def _needed(session, fixture: str) -> bool:
@@ -415,26 +420,52 @@ def pytest_collection_modifyitems(config, items) -> None:
       _USELESS_FIXTURE in getattr(item, 'fixturenames', ())))
 
 
-def pytest_collection_finish(session) -> None:
-  """Starts the task and span runs at once when a selected test needs them."""
+def _chains():
+  """The background runs, chain by chain, in the order their tests run."""
   # pylint: disable=g-import-not-at-top
+  from tests import background_runs
   from tests import span_runs as span_runs_lib
   from tests import task_runs as task_runs_lib
   # pylint: enable=g-import-not-at-top
-  for fixture, fn in ((_TASK_RUNS_FIXTURE, task_runs_lib.run_tasks),
-                      (_SPAN_RUNS_FIXTURE, span_runs_lib.run_spans)):
-    if _needed(session, fixture):
-      root = pathlib.Path(session.config._tmp_path_factory.mktemp(fixture))  # pylint: disable=protected-access
-      _background[fixture] = background.Background(fixture, fn, root)
+  return [[(_AIRFLOW_RUN_FIXTURE, background_runs.run_airflow_dag),
+           (_TASK_RUNS_FIXTURE, task_runs_lib.run_tasks)],
+          [(_SPAN_RUNS_FIXTURE, span_runs_lib.run_spans),
+           (_SQL_RUNS_FIXTURE, background_runs.run_sql)]]
+
+
+def pytest_collection_finish(session) -> None:
+  """Starts the background runs at once, those a selected test needs."""
+  for n, chain in enumerate(_chains()):
+    steps = []
+    for fixture, fn in chain:
+      if _needed(session, fixture):
+        root = pathlib.Path(session.config._tmp_path_factory.mktemp(fixture))  # pylint: disable=protected-access
+        steps.append((fixture, fn, (root,)))
+    if steps:
+      runs = background.Chain(f'background-{n}', steps)
+      for fixture, _, _ in steps:
+        _chained[fixture] = runs
 
 
 @pytest.fixture(scope='session')
 def task_runs() -> Dict[str, 'task_runs_lib.TaskRun']:
   """The multiclass and regression runs, started at collection time."""
-  return _background[_TASK_RUNS_FIXTURE].result()
+  return _chained[_TASK_RUNS_FIXTURE].result(_TASK_RUNS_FIXTURE)
+
+
+@pytest.fixture(scope='session')
+def airflow_run() -> 'background_runs.AirflowRun':
+  """`airflow dags test` on the sample, started at collection time."""
+  return _chained[_AIRFLOW_RUN_FIXTURE].result(_AIRFLOW_RUN_FIXTURE)
+
+
+@pytest.fixture(scope='session')
+def sql_runs() -> 'background_runs.SqlRuns':
+  """Two runs from a PostgreSQL table, started at collection time."""
+  return _chained[_SQL_RUNS_FIXTURE].result(_SQL_RUNS_FIXTURE)
 
 
 @pytest.fixture(scope='session')
 def span_runs() -> 'span_runs_lib.SpanRuns':
   """Spans 1, 2 and the drifted 3, run at collection time."""
-  return _background[_SPAN_RUNS_FIXTURE].result()
+  return _chained[_SPAN_RUNS_FIXTURE].result(_SPAN_RUNS_FIXTURE)

@@ -387,23 +387,18 @@ def _parse_time(value: str) -> datetime.datetime:
 
 
 @pytest.mark.e2e
-def test_airflow_dags_test_runs_each_component_as_a_task(tmp_path):
-  default_home = pathlib.Path.home() / 'airflow'
-  default_home_existed = default_home.exists()
-  home = tmp_path / 'airflow_home'
-  output_dir = tmp_path / 'outputs'
-  output_dir.mkdir()
-  args = good_args(output_dir)
-  env = airflow_env(home, args)
-  for cmd, timeout in (([str(AIRFLOW), 'db', 'migrate'], 300),
-                       ([str(AIRFLOW), 'dags', 'test', PIPELINE_NAME,
-                         LOGICAL_DATE], 1200)):
-    result = subprocess.run(cmd, env=env, cwd=str(tmp_path),
-                            capture_output=True, text=True, timeout=timeout)
+def test_airflow_dags_test_runs_each_component_as_a_task(airflow_run):
+  """`airflow db migrate` and `dags test` (`background_runs.run_airflow_dag`,
+  started at collection time), as a user runs them."""
+  for result in airflow_run.results:
     assert result.returncode == 0, (
-        f'{" ".join(cmd)} exited {result.returncode}\n--- stdout ---\n'
-        f'{result.stdout[-5000:]}\n--- stderr ---\n{result.stderr[-5000:]}')
-  assert default_home.exists() == default_home_existed
+        f'{" ".join(result.args)} exited {result.returncode}\n--- stdout '
+        f'---\n{result.stdout[-5000:]}\n--- stderr ---\n'
+        f'{result.stderr[-5000:]}')
+  assert len(airflow_run.results) == 2
+  assert not airflow_run.default_home_created
+  home, output_dir, args = (airflow_run.home, airflow_run.output_dir,
+                            airflow_run.args)
 
   upstreams = pipeline_upstreams(args)
   with sqlite3.connect(home / 'airflow.db') as db:

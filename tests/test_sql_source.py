@@ -33,7 +33,6 @@ from pipeline.local import preflight
 from pipeline.local import sql_preflight
 from tests import pipeline_state
 from tests import postgres_server
-from tests.conftest import E2E_ARGS
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import REPO_ROOT
 from tests.conftest import SAMPLE_DATA
@@ -51,17 +50,22 @@ def _sample_csv() -> Sequence[str]:
   return sorted(str(p) for p in SAMPLE_DATA.glob('*.csv'))
 
 
+def load_sample(server: postgres_server.PostgresServer) -> None:
+  """The sample rows in `taxi.trips`, typed as the CSV reader types them."""
+  # pylint: disable-next=g-import-not-at-top
+  from pipeline.components import arrow_csv_example_gen as arrow_gen
+  server.create_database(DATABASE)
+  files = _sample_csv()
+  loaded = postgres_server.load_csv(server, DATABASE, TABLE, list(files),
+                                    arrow_gen.infer_kinds(files))
+  assert loaded == SAMPLE_ROWS
+
+
 @pytest.fixture(scope='session')
 def postgres() -> Iterator[postgres_server.PostgresServer]:
   """One server for the session, holding the sample rows in `taxi.trips`."""
-  # pylint: disable-next=g-import-not-at-top
-  from pipeline.components import arrow_csv_example_gen as arrow_gen
   with postgres_server.running() as server:
-    server.create_database(DATABASE)
-    files = _sample_csv()
-    loaded = postgres_server.load_csv(server, DATABASE, TABLE, list(files),
-                                      arrow_gen.infer_kinds(files))
-    assert loaded == SAMPLE_ROWS
+    load_sample(server)
     yield server
 
 
@@ -395,22 +399,21 @@ def test_the_runner_refuses_a_wrong_password_in_one_line(postgres, tmp_path):
 
 
 @pytest.mark.e2e
-def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(postgres,
-                                                                tmp_path):
-  """Blessed and pushed from PostgreSQL; an unchanged table hits the cache."""
-  out = tmp_path / 'outputs'
-  args = ['--output-dir', str(out), '--sql-url', postgres.url(DATABASE),
-          '--query', SELECT_ALL, *E2E_ARGS]
-  first = _run_script(args)
-  assert first.returncode == 0, first.stderr[-5000:]
+def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(sql_runs):
+  """Blessed and pushed from PostgreSQL; an unchanged table hits the cache.
+
+  The runs are `background_runs.run_sql`, on a server of their own.
+  """
+  out = sql_runs.output_dir
+  assert len(sql_runs.results) == 2, sql_runs.results[0].stderr[-5000:]
+  first, second = sql_runs.results
+  assert second.returncode == 0, second.stderr[-5000:]
   # The runner moved the password out of the URL before anything ran.
   assert re.search(r'^Input check passed: query .SELECT \* FROM trips. on '
-                   r'postgresql://trips@127\.0\.0\.1:\d+/taxi: 2000 rows',
-                   first.stdout, re.M), first.stdout[-3000:]
-  second = _run_script(args)
-  assert second.returncode == 0, second.stderr[-5000:]
+                   rf'postgresql://trips@127\.0\.0\.1:{sql_runs.port}/taxi: '
+                   '2000 rows', first.stdout, re.M), first.stdout[-3000:]
   for result in (first, second):
-    _assert_no_password(result.stdout + result.stderr, postgres.password)
+    _assert_no_password(result.stdout + result.stderr, sql_runs.password)
   one, two = pipeline_state.summaries(str(out / 'metadata.sqlite'))
   assert one.blessed is True, one.blessing_reason
   assert one.pushed_model and (pathlib.Path(one.pushed_model) /
@@ -421,7 +424,7 @@ def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(postgres,
   assert two.model_unchanged and two.pushed_model is None
   # The URL in ML Metadata has no password; the report neither.
   dump = (out / 'metadata.sqlite').read_bytes()
-  assert postgres.password.encode() not in dump
-  assert parse.quote(postgres.password, safe='').encode() not in dump
+  assert sql_runs.password.encode() not in dump
+  assert parse.quote(sql_runs.password, safe='').encode() not in dump
   _assert_no_password((out / 'report.html').read_text(encoding='utf-8'),
-                      postgres.password)
+                      sql_runs.password)
