@@ -25,6 +25,13 @@ BINARY = 'binary'
 MULTICLASS = 'multiclass'
 REGRESSION = 'regression'
 TASKS = (BINARY, MULTICLASS, REGRESSION)
+# The model card's text when a dataset config leaves `intended_use` or
+# `limitations` out.
+NOT_STATED = 'Not stated in the dataset config.'
+# DatasetSpec fields that document the data for people (the model card):
+# not in `to_dict`, so editing them changes no cache key and retrains
+# nothing, and not compared.
+DOCUMENTATION_FIELDS = ('intended_use', 'limitations')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +65,10 @@ class DatasetSpec:
     vocab_top_k: Largest vocabulary kept per categorical feature.
     oov_buckets: Hash buckets for values outside the vocabulary.
     num_buckets: Quantile buckets per bucketized feature.
+    intended_use: What the model is for and who should use it (the model
+      card's text; no effect on the pipeline).
+    limitations: Known limits and risks of the model and its data (the
+      model card's text; no effect on the pipeline).
   """
 
   name: str
@@ -76,6 +87,8 @@ class DatasetSpec:
   vocab_top_k: int = 200
   oov_buckets: int = 5
   num_buckets: int = 10
+  intended_use: str = dataclasses.field(default=NOT_STATED, compare=False)
+  limitations: str = dataclasses.field(default=NOT_STATED, compare=False)
 
   def __post_init__(self) -> None:
     if self.task not in TASKS:
@@ -151,8 +164,14 @@ class DatasetSpec:
     return self.label_classes
 
   def to_dict(self) -> Dict[str, Any]:
-    """Returns a JSON-compatible dict, for TFX `custom_config`."""
-    return dataclasses.asdict(self)
+    """Returns a JSON-compatible dict, for TFX `custom_config`.
+
+    Without the DOCUMENTATION_FIELDS: they are not model inputs.
+    """
+    values = dataclasses.asdict(self)
+    for name in DOCUMENTATION_FIELDS:
+      del values[name]
+    return values
 
   @classmethod
   def from_dict(cls, values: Mapping[str, Any]) -> 'DatasetSpec':

@@ -22,10 +22,13 @@ from tfx.components.trainer import fn_args_utils
 from models import checkpoints
 from models import data_input
 from models import features
+from models import hyperparameters as hp_lib
 from models import keras_choice
 from models import model as model_lib
 from models import model_config as config_lib
+from models import serving_contract
 from models import signatures
+from models import warm_start
 
 
 def model_inputs(tf_transform_output: tft.TFTransformOutput,
@@ -192,6 +195,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   training = fn_args.custom_config['training']
   model_config = config_lib.ModelConfig.from_dict(training['model'])
   per_replica_batch = int(training['per_replica_batch_size'])
+  # With --tune: the Tuner's best settings replace the configured ones.
+  tuned = hp_lib.values_of(fn_args.hyperparameters)
+  model_config, per_replica_batch = hp_lib.apply(tuned, model_config,
+                                                 per_replica_batch)
   # Same data, code and config give the same model (on CPU).
   tf.keras.utils.set_random_seed(int(training['seed']))
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -214,6 +221,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   logging.info('Model head: %s', head)
   with strategy.scope():
     model = model_lib.build_model(dense, categorical, model_config, head)
+  # With --warm-start: an earlier blessed model's weights, mapped by token
+  # and bucket. A checkpoint restored by fit below wins over them.
+  warm = warm_start.apply(model, training, spec, model_config,
+                          fn_args.transform_output)
 
   # A re-run after a kill continues from the last epoch's checkpoint.
   backup = checkpoints.backup_dir(fn_args, strategy.num_replicas_in_sync)
@@ -231,8 +242,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
                  'steps.', resumed['resumed_from_step'], backup,
                  resumed['steps_trained'])
   _write_training_info(fn_args.model_run_dir, strategy, global_batch,
-                       resumed)
+                       {**resumed, 'hyperparameters': tuned, **warm})
 
   model.save(fn_args.serving_model_dir, save_format='tf',
              signatures=signatures.make_signatures(
                  model, tf_transform_output, spec))
+  # What a request may carry, for the REST server (serving/).
+  serving_contract.write(fn_args.serving_model_dir, spec, tf_transform_output)

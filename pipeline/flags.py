@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 from typing import Any
+from typing import Callable
 from typing import Dict
 from typing import Optional
 from typing import Sequence
@@ -25,6 +26,7 @@ from pipeline.definition import dataset_config
 from pipeline.definition import input_formats
 from pipeline.definition import spans as spans_lib
 from pipeline.inspection import metadata_location as location_lib
+from pipeline.tracking import location as tracking_location
 
 # `sql_rows.PASSWORD_ENV`, without importing SQLAlchemy for --help.
 SQL_PASSWORD_ENV = 'SQL_PASSWORD'
@@ -40,9 +42,21 @@ class OutputLayout:
     root: The output dir: artifacts, pushed models, reports, the run lock.
     metadata: A MySQL / MariaDB store (`--metadata-url`) instead of the
       SQLite file in the output dir, the default.
+    mlflow: An MLflow tracking store (`--mlflow-uri`) instead of the one
+      in the output dir, the default.
+    log_to_mlflow: Log the run to MLflow (off with `--no-mlflow`).
   """
   root: str
   metadata: Optional[location_lib.MySqlLocation] = None
+  mlflow: Optional[tracking_location.TrackingLocation] = None
+  log_to_mlflow: bool = True
+
+  @property
+  def tracking(self) -> Optional[tracking_location.TrackingLocation]:
+    """Where this run is logged in MLflow; None when logging is off."""
+    if not self.log_to_mlflow:
+      return None
+    return self.mlflow or tracking_location.local_store(self.root)
 
   @property
   def pipeline_root(self) -> str:
@@ -200,6 +214,14 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                       'the last accepted data (the last span that passed) '
                       'beyond the drift comparators in the curated schema '
                       '(default: on; --no-check-drift turns it off).')
+  add_tuning_flags(parser)
+  parser.add_argument('--warm-start', action='store_true',
+                      help='Start training from the latest blessed model of '
+                      'an earlier span (without spans: of other data) when it '
+                      'fits: same task, features and layer sizes; embedding '
+                      'rows are mapped by token. Otherwise train from '
+                      'scratch and say why '
+                      '(docs/running.md#warm-start---warm-start).')
   parser.add_argument('--no-cache', action='store_true',
                       help='Re-run every component even if its inputs are '
                       'unchanged.')
@@ -208,6 +230,70 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                       help='Local runs: if another run holds the output dir, '
                       'wait this long for it, then give up; 0 fails at once, '
                       '-1 waits forever (default: %(default)s).')
+
+
+# Tuning flags: flag name -> TuningConfig field.
+TUNING_FLAGS = {'--tune-trials': 'max_trials',
+                '--tune-time-budget': 'time_budget_s',
+                '--tune-steps': 'steps_per_trial'}
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+  def parse(text: str) -> Any:
+    try:
+      value = kind(text)
+    except ValueError:
+      value = None
+    if value is None or not 0 < value < float('inf'):
+      raise argparse.ArgumentTypeError(
+          f'must be a positive {"integer" if kind is int else "number"}, '
+          f'got {text!r}')
+    return value
+  return parse
+
+
+def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
+  """--tune and its budgets (docs/running.md#tuning)."""
+  defaults = config_lib.TuningConfig
+  tune = parser.add_argument_group(
+      'tuning', "Search the model's settings with TFX's Tuner before "
+      'training; the Trainer then trains the best ones.')
+  tune.add_argument('--tune', action='store_true',
+                    help='Run the Tuner: the configured settings first, then '
+                    'random layer sizes, dropout, learning rate, L2 and '
+                    'batch size, scored on the eval split.')
+  tune.add_argument('--tune-trials', dest='max_trials', type=_positive(int),
+                    default=None, metavar='N',
+                    help='With --tune: trials at most, the defaults\' '
+                    f'included (default: {defaults.max_trials}).')
+  tune.add_argument('--tune-time-budget', dest='time_budget_s',
+                    type=_positive(float), default=None, metavar='SECONDS',
+                    help='With --tune: the search ends within this many '
+                    'seconds; a trial running at the deadline is stopped '
+                    f'(default: {defaults.time_budget_s:g}).')
+  tune.add_argument('--tune-steps', dest='steps_per_trial',
+                    type=_positive(int), default=None, metavar='N',
+                    help='With --tune: training steps of each trial (default: '
+                    'a quarter of --train-steps, at least '
+                    f'{defaults.MIN_DEFAULT_STEPS}).')
+
+
+def tuning_config(args: argparse.Namespace
+                  ) -> Optional[config_lib.TuningConfig]:
+  """The TuningConfig the flags ask for; None without --tune.
+
+  Raises:
+    FlagError: A --tune-* flag without --tune.
+  """
+  given = {field: getattr(args, field) for field in TUNING_FLAGS.values()
+           if getattr(args, field, None) is not None}
+  if not getattr(args, 'tune', False):
+    if given:
+      flags = [flag for flag, field in TUNING_FLAGS.items() if field in given]
+      raise FlagError(f'{", ".join(flags)} '
+                      f'{"goes" if len(flags) == 1 else "go"} with --tune.')
+    return None
+  return config_lib.TuningConfig(**given)
 
 
 def add_local_orchestration_flags(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +310,32 @@ def add_local_orchestration_flags(parser: argparse.ArgumentParser) -> None:
                       'The database is created when missing.')
 
 
+def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
+  """--mlflow-uri and --no-mlflow: the local runner's (docs/tracking.md)."""
+  group = parser.add_argument_group(
+      'MLflow', 'Each run is logged to MLflow after it ends; by default to '
+      'sqlite:///<output-dir>/mlflow.db, artifacts in <output-dir>/mlruns.')
+  which = group.add_mutually_exclusive_group()
+  which.add_argument('--mlflow-uri', default=None, metavar='URI',
+                     help='Log to this MLflow tracking server or store '
+                     'instead, e.g. http://HOST:5000 (a password in the URI '
+                     'is never printed).')
+  which.add_argument('--no-mlflow', action='store_true',
+                     help='Do not log the run to MLflow.')
+
+
+def tracking_settings(args: argparse.Namespace) -> Dict[str, Any]:
+  """`OutputLayout`'s MLflow fields from the flags.
+
+  Raises:
+    tracking_location.TrackingUriError: A malformed --mlflow-uri.
+  """
+  uri = getattr(args, 'mlflow_uri', None)
+  return {'mlflow': (tracking_location.parse_uri(uri) if uri is not None
+                     else None),
+          'log_to_mlflow': not getattr(args, 'no_mlflow', False)}
+
+
 class FlagError(ValueError):
   """The flags contradict each other; the message says which."""
 
@@ -234,6 +346,7 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
   Raises:
     FlagError: --label without --task, or mixed with a dataset config.
   """
+  tuning_config(args)  # A --tune-* flag without --tune: before profiling.
   if args.label is None:
     if args.task or args.positive_label:
       raise FlagError('--task and --positive-label go with --label COLUMN '
@@ -382,7 +495,10 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       training=config_lib.TrainingConfig(
           **training,
           model=model_lib.ModelConfig(
-              drop_all_features=args.drop_all_features)),
+              drop_all_features=args.drop_all_features),
+          # Resolved against ML Metadata by the local run-time.
+          warm_start=(config_lib.WarmStart()
+                      if getattr(args, 'warm_start', False) else None)),
       gate=dataset.gate_config(**gate_overrides(args),
                                allowed_anomalies=tuple(args.allow_anomaly),
                                check_drift=args.check_drift),
@@ -393,7 +509,7 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
           getattr(args, 'input_format', input_formats.AUTO),
           spans_lib.input_folder(root, spans)) if sql is None else
       input_formats.CSV,
-      sql=sql, spans=spans)
+      sql=sql, spans=spans, tuning=tuning_config(args))
 
 
 def sql_source(args: argparse.Namespace

@@ -36,6 +36,7 @@ def main(argv=None) -> int:
                       help='Pipeline root, metadata DB and pushed models all '
                       'go here (default: %(default)s).')
   cli.add_local_orchestration_flags(parser)
+  cli.add_tracking_flags(parser)
   parser.add_argument('--cpu-replicas', type=int, default=0,
                       help='Split the CPU into N logical devices so that '
                       'MirroredStrategy trains N replicas without GPUs.')
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
     if args.metadata_url is not None:
       metadata = metadata_location.parse_url(
           args.metadata_url, password=os.environ.get('MYSQL_PWD'))
-    layout = cli.OutputLayout(os.path.abspath(args.output_dir), metadata)
+    layout = cli.OutputLayout(os.path.abspath(args.output_dir), metadata,
+                              **cli.tracking_settings(args))
     _, sql_password = cli.sql_source(args)
     if sql_password is not None:
       # Out of the URL, so that the pipeline's exec properties (ML Metadata)

@@ -10,7 +10,8 @@ subprocess, exactly as a user starts it:
   them, the first re-run finds everything up to the Trainer in the cache and
   the second is cached entirely. The tests of MLMD, artifacts, TensorBoard,
   notebooks, the report, the serving contract and the served model all read
-  it.
+  it. The first run logs to `mlflow_server`, a real `mlflow server` started
+  at collection time; the re-runs log to the output dir's MLflow store.
 - `task_runs`: the multiclass and regression tasks, zero-config, on
   datasets scikit-learn ships (tests/task_runs.py).
 - `useless_model_rerun`: on a copy of the e2e outputs, the gate self-test
@@ -33,6 +34,7 @@ output dir) call the runner's `main()` in this process instead
 real script's exit code in a subprocess.
 """
 
+import atexit
 import contextlib
 import dataclasses
 import importlib.util
@@ -61,6 +63,7 @@ from tests import installed_package
 if TYPE_CHECKING:
   # Not imported at run time: they import this module.
   from tests import background_runs
+  from tests import mlflow_server as mlflow_server_lib
   from tests import robustness
   from tests import span_runs as span_runs_lib
   from tests import task_runs as task_runs_lib
@@ -206,15 +209,18 @@ class E2ERun:
 
 
 @pytest.fixture(scope='session')
-def e2e_run(request, tmp_path_factory) -> E2ERun:
+def e2e_run(request, tmp_path_factory, mlflow_server) -> E2ERun:
   """Runs the sample once, then twice at once, with 2 simulated replicas.
 
+  The first run logs to the session's MLflow server (`--mlflow-uri`), the
+  re-runs to the output dir's own MLflow store (the default).
   Once it is done, `useless_model_rerun` starts on a copy of it in the
   background, if a selected test needs it.
   """
   root = tmp_path_factory.mktemp('e2e')
   output_dir = root / 'outputs'
-  first = run_local_pipeline(output_dir, E2E_ARGS)
+  first = run_local_pipeline(output_dir,
+                             (*E2E_ARGS, '--mlflow-uri', mlflow_server.url))
   pair = _run_two_at_once(output_dir, root)
   # Store order: the run that had to wait for the lock ran second.
   waited = [i for i, r in enumerate(pair.results)
@@ -435,6 +441,7 @@ def _chains():
 
 def pytest_collection_finish(session) -> None:
   """Starts the background runs at once, those a selected test needs."""
+  _start_mlflow_server(session)
   for n, chain in enumerate(_chains()):
     steps = []
     for fixture, fn in chain:
@@ -469,3 +476,33 @@ def sql_runs() -> 'background_runs.SqlRuns':
 def span_runs() -> 'span_runs_lib.SpanRuns':
   """Spans 1, 2 and the drifted 3, run at collection time."""
   return _chained[_SPAN_RUNS_FIXTURE].result(_SPAN_RUNS_FIXTURE)
+
+
+_MLFLOW_SERVER_FIXTURE = 'mlflow_server'
+# The server started at collection time, until its fixture takes it.
+_mlflow_servers: List['mlflow_server_lib.MlflowServer'] = []
+
+
+def _start_mlflow_server(session) -> None:
+  """Starts `mlflow server` when a selected test needs it; no waiting."""
+  from tests import mlflow_server as mlflow_server_lib  # pylint: disable=g-import-not-at-top
+  if _needed(session, _MLFLOW_SERVER_FIXTURE):
+    root = pathlib.Path(session.config._tmp_path_factory.mktemp('mlflow_server'))  # pylint: disable=protected-access
+    _mlflow_servers.append(mlflow_server_lib.start(root))
+    atexit.register(_mlflow_servers[-1].stop)
+
+
+@pytest.fixture(scope='session')
+def mlflow_server(tmp_path_factory
+                  ) -> Iterator['mlflow_server_lib.MlflowServer']:
+  """A real `mlflow server` on 127.0.0.1 (tests/mlflow_server.py), started
+  at collection time; stopped at the end of the session."""
+  from tests import mlflow_server as mlflow_server_lib  # pylint: disable=g-import-not-at-top
+  server = (_mlflow_servers.pop() if _mlflow_servers else
+            mlflow_server_lib.start(tmp_path_factory.mktemp('mlflow_server')))
+  try:
+    print(f'\nmlflow server ready {server.wait_ready():.1f} s after its '
+          'start')
+    yield server
+  finally:
+    server.stop()

@@ -20,12 +20,21 @@ import dataclasses
 import pathlib
 import subprocess
 from typing import Dict
+from typing import Tuple
 
 from tests import datasets
 
 # Enough steps for both small datasets to clear their gates; the drafts
 # would choose 200 (their lower clamp) on their own.
 TRAIN_STEPS = '200'
+# The regression run also tunes: a two-trial search (the defaults, then one
+# random trial) of few steps each, before its Trainer
+# (tests/test_tuning_e2e.py).
+TUNED_TASK = 'regression'
+TUNE_TRIALS = 2
+TUNE_STEPS = 50
+TUNE_ARGS = ('--tune', '--tune-trials', str(TUNE_TRIALS),
+             '--tune-steps', str(TUNE_STEPS))
 
 
 @dataclasses.dataclass
@@ -48,13 +57,13 @@ class TaskRun:
     return str(self.output_dir / 'metadata.sqlite')
 
 
-def _run_task(data: datasets.TabularCsv, output_dir: pathlib.Path
-              ) -> TaskRun:
+def _run_task(data: datasets.TabularCsv, output_dir: pathlib.Path,
+              extra_args: Tuple[str, ...] = ()) -> TaskRun:
   # Imported here: conftest imports this module.
   from tests import conftest  # pylint: disable=g-import-not-at-top
   first = conftest.run_local_pipeline(
       output_dir, ['--label', data.label, '--task', data.task,
-                   '--train-steps', TRAIN_STEPS],
+                   '--train-steps', TRAIN_STEPS, *extra_args],
       data_root=pathlib.Path(data.data_root), check=False)
   return TaskRun(data, output_dir, first)
 
@@ -65,5 +74,6 @@ def run_tasks(root: pathlib.Path) -> Dict[str, TaskRun]:
   for task, make in (('multiclass', datasets.wine_multiclass),
                      ('regression', datasets.diabetes_regression)):
     data = make(root / 'data' / make.__name__.split('_')[0])
-    results[task] = _run_task(data, root / f'out-{task}')
+    results[task] = _run_task(data, root / f'out-{task}',
+                              TUNE_ARGS if task == TUNED_TASK else ())
   return results

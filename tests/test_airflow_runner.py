@@ -193,6 +193,8 @@ def test_a_missing_output_dir_is_refused_and_not_created(tmp_path):
                               'applies to local runs'),
     (['--sql-url', 'postgresql://u@db/x', '--query', 'SELECT 1'],
      'TABULAR_PIPELINE_ARGS: --sql-url is not supported by the Airflow DAG'),
+    (['--warm-start'], 'TABULAR_PIPELINE_ARGS: --warm-start is not '
+                       'supported by the Airflow DAG'),
     (['--label', 'tips', '--task', 'regression'],
      'TABULAR_PIPELINE_ARGS: --label (a zero-config run) drafts its dataset '
      'config on this machine: run runners/local_runner.py --label ... first'),
@@ -270,6 +272,24 @@ def test_one_task_per_component_with_the_pipeline_dependencies(loaded_dag):
   # TFX's operator, running the compiled node (pipeline/airflow/launcher.py).
   assert {(t['operator'], t['launcher']) for t in tasks.values()} == {
       ('AirflowComponent', 'CompiledNodeLauncher')}
+
+
+def test_tune_adds_a_tuner_task_before_the_trainer(loaded_dag, tmp_path):
+  """The DAG file's config with --tune: one more node, hence one more task.
+
+  test_one_task_per_component_with_the_pipeline_dependencies proves that
+  the DagBag has one task per node of `create_pipeline`, with its
+  upstreams; a second DagBag load for --tune would cost another
+  subprocess that imports Airflow, TFX and TensorFlow.
+  """
+  output_dir = tmp_path / 'outputs'
+  output_dir.mkdir()
+  args = good_args(output_dir) + ['--tune', '--tune-trials', '2']
+  upstreams = pipeline_upstreams(args)
+  plain = loaded_dag['found']['dags'][PIPELINE_NAME]['tasks']
+  assert set(upstreams) == set(plain) | {'Tuner'}
+  assert upstreams['Tuner'] == ['Transform']
+  assert 'Tuner' in upstreams['Trainer']
 
 
 def test_the_dag_runs_daily_one_run_at_a_time(loaded_dag):

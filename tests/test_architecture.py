@@ -9,9 +9,15 @@ The rules (docs/design.md):
 - `pipeline.components` never imports `pipeline.definition`: the definition
   wires the components, not the other way round.
 - `pipeline.inspection` never imports the local run-time, Airflow or cloud
-  code: it reads any store, whoever ran the pipeline.
+  code: it reads any store, whoever ran the pipeline. Nor MLflow logging
+  (`pipeline.tracking`), which builds on it.
+- `pipeline.tracking` never imports the run-times, cloud or flag code: it
+  logs a run read back from MLMD, whoever ran it.
 - `pipeline.local` and `pipeline.airflow` never import each other: they are
   two ways to run the same definition.
+- `serving/` (the REST server, monitor and batch predictions) imports
+  `models/` and `pipeline`'s read-only helpers, never a run-time, cloud,
+  flag or tracking code; neither `models/` nor `pipeline/` imports it.
 - Only `pipeline.airflow` imports Airflow, which creates `AIRFLOW_HOME` and
   configures logging when imported.
 
@@ -28,19 +34,30 @@ from typing import Set
 from typing import Tuple
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ('models', 'pipeline', 'schema')
+PACKAGES = ('models', 'pipeline', 'schema', 'serving')
 
 # (importer prefix, forbidden prefixes)
 RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ('models', ('pipeline',)),
+    ('models', ('pipeline', 'serving')),
+    # The server over pushed models is built on the pipeline, not in it.
+    ('pipeline', ('serving',)),
+    # serving/ reads models/, pipeline.inspection and pipeline.definition
+    # (and the SQL row reader); never a run-time, cloud or flag code.
+    ('serving', ('pipeline.local', 'pipeline.cloud', 'pipeline.airflow',
+                 'pipeline.flags', 'pipeline.tracking')),
     ('pipeline.definition', ('pipeline.local', 'pipeline.inspection',
                              'pipeline.cloud', 'pipeline.airflow',
-                             'pipeline.flags')),
+                             'pipeline.flags', 'pipeline.tracking')),
     ('pipeline.components', ('pipeline.definition', 'pipeline.local',
                              'pipeline.inspection', 'pipeline.cloud',
-                             'pipeline.airflow', 'pipeline.flags')),
+                             'pipeline.airflow', 'pipeline.flags',
+                             'pipeline.tracking')),
     ('pipeline.inspection', ('pipeline.local', 'pipeline.cloud',
-                             'pipeline.airflow', 'pipeline.flags')),
+                             'pipeline.airflow', 'pipeline.flags',
+                             'pipeline.tracking')),
+    # MLflow logging reads runs through inspection, whoever runs them.
+    ('pipeline.tracking', ('pipeline.local', 'pipeline.cloud',
+                           'pipeline.airflow', 'pipeline.flags')),
     # The local and the Airflow run-times are alternatives.
     ('pipeline.local', ('pipeline.airflow',)),
     ('pipeline.airflow', ('pipeline.local',)),
@@ -110,8 +127,11 @@ def test_the_tree_follows_the_import_rules():
   graph = import_graph(REPO_ROOT)
   # The walk really saw the layout (a wrong root would pass vacuously).
   assert 'pipeline.definition.pipeline' in graph
+  assert 'pipeline.inspection.run_model' in graph[
+      'pipeline.tracking.mlflow_log']
   assert 'pipeline.components.anomaly_gate' in graph['pipeline.definition'
                                                      '.pipeline']
+  assert 'pipeline.inspection.run_model' in graph['serving.monitor']
   assert violations(graph) == []
 
 
@@ -136,6 +156,17 @@ def test_a_forbidden_import_is_caught(tmp_path):
       'definition must not import pipeline.local)',
       'pipeline.definition.pipeline imports pipeline.local.dag (pipeline.'
       'definition must not import pipeline.local)']
+
+
+def test_the_pipeline_never_imports_serving(tmp_path):
+  root = _tree_with(tmp_path, 'models.train',
+                    '\ndef _late():\n  from serving import app\n')
+  assert 'models.train imports serving (models must not import serving)' in (
+      violations(import_graph(root)))
+  root = _tree_with(tmp_path / 'local', 'serving.batch',
+                    '\nfrom pipeline.local import record_readers\n')
+  assert ('serving.batch imports pipeline.local (serving must not import '
+          'pipeline.local)') in violations(import_graph(root))
 
 
 def test_imports_inside_functions_and_relative_ones_are_caught(tmp_path):

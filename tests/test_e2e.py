@@ -18,6 +18,7 @@ ALL_COMPONENTS = [
     pipeline_lib.DRIFT_GATE, pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
     pipeline_lib.BASELINE_RESOLVER, pipeline_lib.MODEL_CHANGE_CHECK,
     pipeline_lib.EVALUATOR, pipeline_lib.PUSHER,
+    pipeline_lib.FEATURE_ATTRIBUTIONS,
 ]
 # Unchanged data, schema, code and config: all of these must come from cache
 # on the second run. Its model is then the blessed baseline itself, so the
@@ -78,6 +79,7 @@ def test_unchanged_rerun_skips_evaluator_and_pusher(runs, e2e_run):
   assert states[pipeline_lib.MODEL_CHANGE_CHECK] == 'complete', states
   assert pipeline_lib.EVALUATOR not in states, states
   assert pipeline_lib.PUSHER not in states, states
+  assert pipeline_lib.FEATURE_ATTRIBUTIONS not in states, states
   assert second.model_unchanged and not first.model_unchanged
   # It reports the evaluation and push of the run that blessed the model.
   assert second.blessed_in_run == first.run_id

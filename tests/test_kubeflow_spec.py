@@ -77,6 +77,9 @@ EXPECTED_UPSTREAM = {
     P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER,
                   P.MODEL_CHANGE_CHECK},
     P.PUSHER: {P.TRAINER, P.EVALUATOR, P.MODEL_CHANGE_CHECK},
+    # After the Pusher, so that it never delays or blocks a push.
+    P.FEATURE_ATTRIBUTIONS: {P.EXAMPLE_GEN, P.TRAINER, P.MODEL_CHANGE_CHECK,
+                             P.PUSHER},
 }
 
 
@@ -165,7 +168,7 @@ def test_every_component_is_a_task_with_its_dependencies(spec_off, spec_on):
 def test_evaluator_and_pusher_run_only_for_a_new_model(spec_off):
   """The Cond on ModelChangeCheck compiles into a Vertex trigger policy."""
   tasks = _tasks(spec_off)
-  for name in (P.EVALUATOR, P.PUSHER):
+  for name in (P.EVALUATOR, P.PUSHER, P.FEATURE_ATTRIBUTIONS):
     condition = tasks[name]['triggerPolicy']['condition']
     assert f"['_{P.MODEL_CHANGE_CHECK}.change']" in condition, condition
     assert "metadata['is_new'] == 1" in condition, condition
@@ -206,11 +209,13 @@ def test_paths_are_valid_where_the_components_run(spec_off, image_package):
 
 
 def test_module_paths_resolve_from_the_installed_package(spec_off,
+                                                         spec_tuned,
                                                          image_package):
   """Imports every dotted path in the spec without this checkout."""
   dotted = {_parameter(spec_off, P.TRANSFORM, 'preprocessing_fn'),
             _parameter(spec_off, P.TRAINER, 'run_fn')}
   assert dotted == {pipeline_lib.PREPROCESSING_FN, pipeline_lib.RUN_FN}
+  dotted |= _tuner_paths(spec_tuned)  # --tune: the Tuner's code too.
   for container in _containers(spec_off).values():
     args = container['args']
     executor = args[args.index('--executor_class_path') + 1]
@@ -315,7 +320,10 @@ def test_submit_refuses_placeholders(tmp_path, capsys):
      '--project is required'),
     (['--sql-url', 'postgresql://u@h/db', '--query', 'SELECT 1'],
      '--sql-url is read by the local runner only'),
-], ids=['data-root', 'schema', 'temp-location', 'project', 'sql-source'])
+    (['--warm-start'], '--warm-start is resolved against ML Metadata before '
+     'a run starts'),
+], ids=['data-root', 'schema', 'temp-location', 'project', 'sql-source',
+        'warm-start'])
 def test_unusable_cloud_settings_are_refused(flags, message, tmp_path,
                                              monkeypatch, capsys):
   monkeypatch.delenv(cloud.ENV_VARS['project'], raising=False)
@@ -353,3 +361,31 @@ def test_dockerfile_agrees_with_lock_setup_and_spec():
   needed = {'setup.py', 'requirements.lock', 'models', 'pipeline', 'schema'}
   assert not needed & ignored
   assert {'.venv', '.git', 'outputs'} <= ignored
+
+
+@pytest.fixture(scope='module')
+def spec_tuned(tmp_path_factory) -> dict:
+  return _compile(tmp_path_factory, 'tune',
+                  ROOT_FLAGS + ['--tune', '--tune-trials', '4'])
+
+
+def _tuner_paths(job: dict) -> Set[str]:
+  """The Tuner's executor class and tuner_fn: this project's code."""
+  args = _containers(job)[P.TUNER]['args']
+  return {args[args.index('--executor_class_path') + 1],
+          _parameter(job, P.TUNER, 'tuner_fn')}
+
+
+def test_tune_compiles_the_tuner_before_the_trainer(spec_tuned):
+  tasks = _tasks(spec_tuned)
+  assert set(tasks) == set(EXPECTED_UPSTREAM) | {P.TUNER}
+  assert _upstream(tasks[P.TUNER]) == {P.TRANSFORM}
+  assert _upstream(tasks[P.TRAINER]) == (
+      EXPECTED_UPSTREAM[P.TRAINER] | {P.TUNER})
+  hyperparameters = tasks[P.TRAINER]['inputs']['artifacts']['hyperparameters']
+  assert hyperparameters['taskOutputArtifact'] == {
+      'producerTask': P.TUNER, 'outputArtifactKey': 'best_hyperparameters'}
+  assert _containers(spec_tuned)[P.TUNER]['image'] == IMAGE
+  # test_module_paths_resolve_from_the_installed_package imports them.
+  assert _tuner_paths(spec_tuned) == {
+      'pipeline.components.budgeted_tuner.Executor', pipeline_lib.TUNER_FN}

@@ -15,6 +15,7 @@ import nbclient
 import nbformat
 import pytest
 
+from pipeline.components import attributions
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from tests.conftest import PIPELINE_NAME
@@ -88,8 +89,22 @@ def test_model_analysis_notebook(useless_model_rerun, venv_kernel, tmp_path,
   # The evaluation compares the candidate with the baseline.
   assert 'candidate' in tables and 'baseline' in tables
   assert 'Run ' + summary.run_id in text  # lineage of the run analysed
-  # Plots as PNGs: AUC by slice, baseline bars, ROC + calibration.
-  assert len(_outputs(notebook, 'image/png')) >= 3
+  # Plots as PNGs: AUC by slice, baseline bars, ROC + calibration, the
+  # report's four evaluation plots, and the attributions' bars.
+  assert len(_outputs(notebook, 'image/png')) >= 3 + 4 + 1
+  run = run_model.find_run(run_model.open_store(
+      str(output_dir / 'metadata.sqlite')), PIPELINE_NAME)
+  assert ('**Precision-recall curve**' in markdown and
+          '**Confusion matrix**' in markdown)
+  assert ('Largest gap of AUC' in markdown or
+          'No gap of the primary metric' in markdown)
+  assert 'Fairness indicators by `payment_type`' in markdown
+  assert 'FPR @0.5' in tables and 'payment_type=Credit Card' in tables
+  # The attributions of the run analysed, from its artifact.
+  result = attributions.read(run.attributions_uri)
+  assert (f"Drop of AUC (**{result['baseline']:.4f}** on these "
+          f"{result['rows']} test rows)") in markdown
+  assert all(r['feature'] in tables for r in result['features'])
 
 
 @pytest.mark.e2e

@@ -25,8 +25,11 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import validation_result_pb2
 
+from pipeline.components import attributions
+from pipeline.inspection import plots
 from pipeline.inspection import report
 from pipeline.inspection import run_model
+from pipeline.inspection import slice_gaps
 from pipeline.inspection import summary as run_summary
 from tests.conftest import PIPELINE_NAME
 
@@ -438,6 +441,14 @@ def test_report_renders_in_chromium(e2e_run, chromium, tmp_path):
     colours = image.convert('RGB').resize((320, 550)).getcolors(1 << 16)
   assert colours is not None and len(colours) > 50, (
       f'screenshot {screenshot} looks blank ({len(colours or [])} colours)')
+  # The plots sit under the verdict: the curves' colour (ROC, precision-
+  # recall, calibration) must fill thousands of the screenshot's pixels.
+  with Image.open(screenshot) as image:
+    curve_pixels = _pixels_near(image, plots.LINE)
+  print(f'Curve pixels in the screenshot: {curve_pixels}')
+  assert curve_pixels > 1500, (
+      f'the plots look undrawn in {screenshot} ({curve_pixels} pixels of '
+      'the curve colour)')
 
   dom = _browse(chromium, tmp_path / 'profile-dom', '--dump-dom',
                 url).stdout
@@ -461,6 +472,59 @@ def test_report_renders_in_chromium(e2e_run, chromium, tmp_path):
   assert cached > 0  # the second e2e run reuses most components
   # TFDV's Facets element made it into the page.
   assert 'facets-overview' in dom or 'facets-iframe' in dom
+  _check_plots_fairness_and_attributions(run, summary, dom, text)
+
+
+def _pixels_near(image, hex_colour: str, tolerance: int = 40) -> int:
+  """How many pixels of an image are within `tolerance` of a colour."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+  pixels = np.asarray(image.convert('RGB')).reshape(-1, 3).astype(int)
+  return int((np.abs(pixels - target).sum(axis=1) < tolerance).sum())
+
+
+def _check_plots_fairness_and_attributions(run, summary, dom: str,
+                                           text: str) -> None:
+  """The report's plots are real images, and its fairness and
+  attributions sections show what the run's artifacts hold."""
+  import base64  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
+                      dom)
+  # Binary: ROC, precision-recall, calibration and the confusion matrix.
+  assert len(images) == 4, len(images)
+  for key in ('roc', 'pr', 'calibration', 'confusion'):
+    assert f'id="plot-{key}"' in dom, key
+  for data in images:
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+      assert image.size == (460, 360)
+      assert len(image.convert('RGB').getcolors(1 << 16) or []) > 20
+  for heading in ('Evaluation plots', 'Fairness: gaps between slices',
+                  'Fairness indicators by slice',
+                  'Feature attributions (permutation importance)'):
+    assert heading in text, heading
+  # The gap of the lift across payment types, from the metrics in MLMD.
+  gaps = slice_gaps.slice_gaps(['payment_type', 'trip_start_hour'],
+                               summary.metrics, summary.slice_metrics)
+  lift = next(g for g in gaps if g.feature == 'payment_type' and
+              g.metric == 'accuracy_lift_over_majority')
+  assert lift.gap is not None, lift
+  assert (f'{lift.best.name}: {lift.best.value:.4f} (n='
+          f'{lift.best.count:,.0f})') in text
+  assert f'{lift.gap:.4f}' in text
+  # The attributions of the model the run judged (an unchanged re-run
+  # shows those of the run that evaluated its model).
+  judged = run.blessed_by or run
+  result = attributions.read(judged.attributions_uri)
+  shown = re.findall(r'id="attribution-([^"]+)"', dom)
+  assert shown == [r['feature'] for r in result['features']]
+  top = result['features'][0]
+  print('Top attributions: ' + ', '.join(
+      f"{r['feature']} {r['importance']:+.4f}"
+      for r in result['features'][:5]))
+  assert f'{top["feature"]} {top["importance"]:.4f}' in text
 
 
 def test_strict_lower_bounds_read_as_strict():

@@ -3,8 +3,10 @@
 The server is Debian's `mariadbd`, started once per session in a temporary
 directory (tests/mariadb_server.py) with a password login. Unit tests cover
 the URL parsing, the password masking and the refusals (bad URL, nothing
-listening, wrong password); the e2e test runs the pipeline twice against
-the server and reads the runs back through the summary and the lineage CLI.
+listening, wrong password). The e2e test reads the two runs of the SQL
+source (tests/background_runs.py `run_sql`), whose ML Metadata lives in a
+MariaDB server of their own, back through the summary and the lineage CLI:
+one pair of runs proves both features.
 """
 
 import io
@@ -31,8 +33,6 @@ from pipeline.inspection import run_model
 from pipeline.local import run as local_run
 from pipeline.local import secret_filter
 from tests import mariadb_server
-from tests import pipeline_state
-from tests.conftest import E2E_ARGS
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import REPO_ROOT
@@ -318,36 +318,31 @@ def test_lineage_cli_takes_the_password_from_mysql_pwd(mariadb, capsys):
 
 
 @pytest.mark.e2e
-def test_two_runs_share_the_mariadb_store(mariadb, tmp_path):
-  """Blessed and pushed, then all cached; lineage CLI; no SQLite file."""
-  out = tmp_path / 'outputs'
-  database = 'mlmd_e2e'
-  url = mariadb.url(database)
-  shown = f'mysql://mlmd:***@127.0.0.1:{mariadb.port}/{database}'
-  first = _run_script(['--output-dir', str(out), '--metadata-url', url,
-                       *E2E_ARGS])
-  assert first.returncode == 0, first.stderr[-5000:]
-  # The second run: --verbose (TFX then logs its connection config), with
-  # the password in MYSQL_PWD instead of the URL.
-  bare_url = f'mysql://{mariadb.user}@127.0.0.1:{mariadb.port}/{database}'
-  second = _run_script(['--output-dir', str(out), '--metadata-url', bare_url,
-                        *E2E_ARGS, '--verbose'],
-                       env={'MYSQL_PWD': mariadb.password})
-  assert second.returncode == 0, second.stderr[-5000:]
+def test_two_runs_share_the_mariadb_store(sql_runs):
+  """Blessed and pushed, then all cached; lineage CLI; no SQLite file.
+
+  The runs are the SQL source's (`background_runs.run_sql`): their ML
+  Metadata lives in a MariaDB server of their own, the first with the
+  password in the URL, the re-run with it in MYSQL_PWD and `--verbose`.
+  """
+  out = sql_runs.output_dir
+  password = sql_runs.metadata_password
+  assert len(sql_runs.results) == 2, sql_runs.results[0].stderr[-5000:]
+  first, second = sql_runs.results
+  assert first.returncode == 0 and second.returncode == 0, (
+      second.stderr[-5000:])
   for result in (first, second):
-    assert f'Metadata store: {shown}' in result.stdout
+    assert f'Metadata store: {sql_runs.metadata_shown}' in result.stdout
     # The progress lines, polled from the MariaDB store as the run went.
     assert re.search(r'^\[\s*\d+/\d+\] Trainer +(complete|cached) ',
                      result.stdout, re.M), result.stdout[-3000:]
-    _assert_no_password(result.stdout + result.stderr, mariadb.password)
+    _assert_no_password(result.stdout + result.stderr, password)
   # Verbose: TFX logged its connection config, and the filter masked it.
   assert 'Using connection config' in second.stderr
   assert 'password: "***"' in second.stderr
 
-  location = metadata_location.parse_url(url)
-  runs = pipeline_state.summaries(location)
-  assert len(runs) == 2
-  one, two = runs
+  assert len(sql_runs.summaries) == 2
+  one, two = sql_runs.summaries
   assert one.blessed is True, one.blessing_reason
   assert one.pushed_model and (pathlib.Path(one.pushed_model) /
                                'saved_model.pb').is_file()
@@ -359,11 +354,8 @@ def test_two_runs_share_the_mariadb_store(mariadb, tmp_path):
   assert two.pushed_model is None and two.serving_model == one.pushed_model
 
   # The lineage CLI, over TCP and over the socket, as a user runs it.
-  for store_url in (url, mariadb.socket_url(database)):
-    listed = subprocess.run(
-        [sys.executable, '-m', 'pipeline.inspection', '--metadata-url',
-         store_url, '--pipeline-name', PIPELINE_NAME],
-        capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT))
+  assert len(sql_runs.lineage) == 2
+  for listed in sql_runs.lineage:
     assert listed.returncode == 0, listed.stderr
     assert f'Run {two.run_id}  pipeline {PIPELINE_NAME}  model unchanged, ' \
            f'blessed in run {one.run_id}' in listed.stdout
@@ -371,15 +363,14 @@ def test_two_runs_share_the_mariadb_store(mariadb, tmp_path):
         listed.stdout)
     assert '-> push       #' in listed.stdout
     assert one.pushed_model in listed.stdout
-    _assert_no_password(listed.stdout + listed.stderr, mariadb.password)
+    _assert_no_password(listed.stdout + listed.stderr, password)
 
   # Nothing went to SQLite; the run lock stayed on the output dir.
   assert not list(out.rglob('*.sqlite')), list(out.rglob('*.sqlite'))
   assert (out / '.run.lock').is_file()
   report = (out / 'report.html').read_text(encoding='utf-8')
-  assert shown in report
-  _assert_no_password(report, mariadb.password)
+  assert sql_runs.metadata_shown in report
+  _assert_no_password(report, password)
   # Nor did MLMD store the password: every row of its database.
-  dump = mariadb.dump(database)
-  assert f'{one.run_id}' in dump
-  _assert_no_password(dump, mariadb.password)
+  assert f'{one.run_id}' in sql_runs.dump
+  _assert_no_password(sql_runs.dump, password)

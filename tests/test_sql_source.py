@@ -31,7 +31,6 @@ from pipeline import flags as cli
 from pipeline.components import sql_rows
 from pipeline.local import preflight
 from pipeline.local import sql_preflight
-from tests import pipeline_state
 from tests import postgres_server
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import REPO_ROOT
@@ -402,7 +401,8 @@ def test_the_runner_refuses_a_wrong_password_in_one_line(postgres, tmp_path):
 def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(sql_runs):
   """Blessed and pushed from PostgreSQL; an unchanged table hits the cache.
 
-  The runs are `background_runs.run_sql`, on a server of their own.
+  The runs are `background_runs.run_sql`, on servers of their own, with
+  ML Metadata in MariaDB (test_shared_metadata reads the same runs).
   """
   out = sql_runs.output_dir
   assert len(sql_runs.results) == 2, sql_runs.results[0].stderr[-5000:]
@@ -414,7 +414,7 @@ def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(sql_runs):
                    '2000 rows', first.stdout, re.M), first.stdout[-3000:]
   for result in (first, second):
     _assert_no_password(result.stdout + result.stderr, sql_runs.password)
-  one, two = pipeline_state.summaries(str(out / 'metadata.sqlite'))
+  one, two = sql_runs.summaries
   assert one.blessed is True, one.blessing_reason
   assert one.pushed_model and (pathlib.Path(one.pushed_model) /
                                'saved_model.pb').is_file()
@@ -422,9 +422,9 @@ def test_the_pipeline_runs_from_the_table_and_reruns_from_cache(sql_runs):
   for component in CACHEABLE:
     assert states.get(component) == 'cached', (component, states)
   assert two.model_unchanged and two.pushed_model is None
-  # The URL in ML Metadata has no password; the report neither.
-  dump = (out / 'metadata.sqlite').read_bytes()
-  assert sql_runs.password.encode() not in dump
-  assert parse.quote(sql_runs.password, safe='').encode() not in dump
+  # The URL in ML Metadata has no password (every row of its database);
+  # the report neither.
+  assert 'postgresql://trips@127.0.0.1' in sql_runs.dump
+  _assert_no_password(sql_runs.dump, sql_runs.password)
   _assert_no_password((out / 'report.html').read_text(encoding='utf-8'),
                       sql_runs.password)

@@ -7,6 +7,7 @@ is moved away while it serves.
 """
 
 import pathlib
+import re
 import shutil
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from pipeline.components import attributions
+from pipeline.inspection import run_model
 from tests import pipeline_state
 
 pytestmark = pytest.mark.e2e
@@ -121,3 +124,34 @@ def test_regression_serves_outputs(task_runs, tmp_path):
   rmse = np.sqrt(np.mean(residual ** 2))
   assert rmse == pytest.approx(first.metrics['root_mean_squared_error'],
                                rel=1e-4)
+
+
+PLOTS = {'multiclass': ['confusion'],
+         'regression': ['predicted_vs_actual', 'residuals']}
+PRIMARY = {'multiclass': 'accuracy', 'regression': 'r_squared'}
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_report_shows_plots_fairness_and_attributions(task_runs, task):
+  """The report of each task's run: its own plots (TFMA's multiclass
+  confusion matrix; predicted vs actual and residuals for regression), the
+  fairness section, and the attributions its artifact holds, measured in
+  the task's primary metric, equal to the Evaluator's on the same rows."""
+  run = _task(task_runs, task)
+  latest = run_model.find_run(run_model.open_store(run.metadata_path),
+                              run.pipeline_name)
+  first = _evaluated(run)[0]
+  page = (run.output_dir / 'report.html').read_text()
+  assert re.findall(r'id="plot-([a-z_]+)"', page) == PLOTS[task]
+  assert len(re.findall(r'<img src="data:image/png;base64,', page)) == len(
+      PLOTS[task])
+  assert 'id="fairness"' in page
+  result = attributions.read(latest.attributions_uri)
+  metric = PRIMARY[task]
+  assert result['metric'] == metric
+  assert result['baseline'] == pytest.approx(first.metrics[metric],
+                                             abs=1e-4)
+  assert re.findall(r'id="attribution-([^"]+)"', page) == [
+      r['feature'] for r in result['features']]
+  if task == 'regression':
+    assert len(result['sample']['labels']) == first.metrics['example_count']

@@ -161,6 +161,13 @@ def config_from(argv: Sequence[str], environ: Mapping[str, str]
         f'{ARGS_ENV_VAR}: --sql-url is not supported by the Airflow DAG: '
         'the SQL source needs the local runner\'s input check, which reads '
         'the rows before the run. Run it with runners/local_runner.py.')
+  if getattr(args, 'warm_start', False):
+    raise AirflowConfigError(
+        f'{ARGS_ENV_VAR}: --warm-start is not supported by the Airflow DAG: '
+        'the model to start from is chosen from ML Metadata before a run, '
+        'and the DAG\'s config is built whenever Airflow parses the DAG '
+        'file, in every task process. Drop it, or warm-start with '
+        'runners/local_runner.py (docs/running.md#warm-start---warm-start).')
   _check_paths(args)
   layout = layout_from(args, environ)
   try:

@@ -357,6 +357,13 @@ def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
         f'where only gs:// paths and paths under {CONTAINER_PACKAGE_DIR} '
         'exist. Leave it out to use the schema shipped in the image.')
   refuse_sql_source(args)
+  if getattr(args, 'warm_start', False):
+    raise CloudConfigError(
+        '--warm-start is resolved against ML Metadata before a run starts, '
+        'and a Kubeflow / Vertex spec is compiled here, where there is no '
+        'metadata store of its runs to read. Leave --warm-start out, or '
+        'warm-start a local or Dataflow run '
+        '(docs/running.md#warm-start---warm-start).')
   pipeline_root = require_gcs('--pipeline-root', args.pipeline_root)
   dataset = cli.load_dataset_config(args)
   config = cli.build_config(

@@ -100,18 +100,69 @@ class SplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class WarmStart:
+  """--warm-start: the Trainer starts from an earlier blessed model.
+
+  A runner asks for it with `WarmStart()`. The local run-time then resolves
+  it against ML Metadata before it builds the pipeline
+  (`pipeline/local/warm_start_source.py`): the latest blessed model trained
+  on an earlier span (without spans: on other data), or none and why. The
+  answer is part of the Trainer's custom_config, so every re-run of the
+  same data names the same model and stays cached. The Trainer checks that
+  the model fits and copies its weights (`models/warm_start.py`).
+
+  Attributes:
+    resolved: Looked up; only a resolved warm start reaches the Trainer.
+    model_uri: The blessed model (its SavedModel folder); '' for none.
+    transform_graph_uri: The Transform output it was trained with.
+    run_id: The run whose Evaluator blessed it.
+    span: The span it was trained on; None without spans.
+    dataset: The dataset spec it was trained with.
+    model: The model settings it was trained with.
+    none_because: Why there is no model to start from ('' when there is).
+  """
+  resolved: bool = False
+  model_uri: str = ''
+  transform_graph_uri: str = ''
+  run_id: str = ''
+  span: Optional[int] = None
+  dataset: Optional[features.DatasetSpec] = None
+  model: Optional[model_lib.ModelConfig] = None
+  none_because: str = ''
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The Trainer's `custom_config['training']['warm_start']`."""
+    if not self.resolved:
+      raise ValueError(
+          '--warm-start must be resolved against ML Metadata before the '
+          'pipeline is built; only the local run-time (runners/'
+          'local_runner.py, runners/dataflow_runner.py) does that.')
+    return {
+        'model_uri': self.model_uri,
+        'transform_graph_uri': self.transform_graph_uri,
+        'run_id': self.run_id,
+        'span': self.span,
+        'dataset': self.dataset.to_dict() if self.dataset else None,
+        'model': self.model.to_dict() if self.model else None,
+        'none_because': self.none_because,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
   """Trainer settings; `model` holds the architecture and optimizer.
 
   Defaults were chosen on the eval split of the default data: validation AUC
   peaks around 1,500 steps and the (64, 32) tower with dropout and L2 stops
-  the overfitting that larger, unregularized towers showed.
+  the overfitting that larger, unregularized towers showed. `warm_start`
+  (None: off) starts from an earlier blessed model.
   """
   train_steps: int = 1600
   eval_steps: int = 12
   per_replica_batch_size: int = 128
   seed: int = 0
   model: model_lib.ModelConfig = model_lib.ModelConfig()
+  warm_start: Optional[WarmStart] = None
 
   def __post_init__(self) -> None:
     if self.train_steps < 1 or self.eval_steps < 1:
@@ -120,11 +171,60 @@ class TrainingConfig:
       raise ValueError('per_replica_batch_size must be >= 1.')
 
   def trainer_custom_config(self) -> Dict[str, Any]:
-    return {
+    config = {
         'per_replica_batch_size': self.per_replica_batch_size,
         'seed': self.seed,
         'model': self.model.to_dict(),
     }
+    if self.warm_start is not None:  # Absent when off: the cache key stays.
+      config['warm_start'] = self.warm_start.to_dict()
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+  """TFX's Tuner before the Trainer: a random search, bounded twice.
+
+  Trial 0 trains the configured settings; the search then tries random
+  layer sizes, dropout, learning rate, L2 and batch size
+  (`models/tuning.py`) until `max_trials` trials have run or the next one
+  would not fit in the time left. A trial still running at the deadline is
+  stopped. The Trainer then trains the best settings for its full steps.
+
+  Attributes:
+    max_trials: Trials at most, the defaults' included.
+    time_budget_s: Seconds the whole search may take, setup included.
+    steps_per_trial: Training steps of each trial; None for
+      `DEFAULT_STEPS_FRACTION` of the Trainer's steps, at least
+      `MIN_DEFAULT_STEPS` and at most the Trainer's.
+  """
+  max_trials: int = 10
+  time_budget_s: float = 600.0
+  steps_per_trial: Optional[int] = None
+
+  DEFAULT_STEPS_FRACTION = 0.25
+  MIN_DEFAULT_STEPS = 100
+
+  def __post_init__(self) -> None:
+    if self.max_trials < 1:
+      raise ValueError(f'max_trials must be >= 1, got {self.max_trials}.')
+    if not 0 < self.time_budget_s < float('inf'):
+      raise ValueError('time_budget_s must be a positive number of '
+                       f'seconds, got {self.time_budget_s}.')
+    if self.steps_per_trial is not None and self.steps_per_trial < 1:
+      raise ValueError('steps_per_trial must be >= 1, got '
+                       f'{self.steps_per_trial}.')
+
+  def trial_steps(self, train_steps: int) -> int:
+    """Training steps of each trial, for a Trainer of `train_steps`."""
+    if self.steps_per_trial is not None:
+      return self.steps_per_trial
+    share = int(train_steps * self.DEFAULT_STEPS_FRACTION)
+    return min(train_steps, max(self.MIN_DEFAULT_STEPS, share))
+
+  def tuner_custom_config(self) -> Dict[str, Any]:
+    return {'max_trials': self.max_trials,
+            'time_budget_s': self.time_budget_s}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +276,7 @@ class PipelineConfig:
     beam_pipeline_args: Args for every Beam-based component.
     sql: Read this query's rows instead of `data_root`'s files.
     spans: `data_root` holds span-N folders; read one span per run.
+    tuning: Run TFX's Tuner before the Trainer (--tune); None: off.
   """
   pipeline_name: str
   pipeline_root: str
@@ -193,6 +294,7 @@ class PipelineConfig:
   input_format: str = input_formats.CSV
   sql: Optional[SqlSource] = None
   spans: Optional[spans_lib.SpanInput] = None
+  tuning: Optional[TuningConfig] = None
 
   def __post_init__(self) -> None:
     if self.input_format not in input_formats.FORMATS:

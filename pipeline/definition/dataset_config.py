@@ -4,7 +4,8 @@ A dataset config is data, not code. It names the label and the task, puts
 every column into one treatment group (or `ignored`, with the reason), lists
 the slices the Evaluator reports, and may set gate thresholds and the number
 of training steps. The curated schema sits next to it as `schema.pbtxt`; the
-two together are a dataset's contract.
+two together are a dataset's contract. `intended_use` and `limitations` are
+text for people: the pushed model's card shows them.
 
     name: penguins
     label: species
@@ -16,6 +17,8 @@ two together are a dataset's contract.
       ignored: {id: every value is unique (an ID)}
     slices: [island]
     gate: {min_accuracy_lift: 0.05}
+    intended_use: Teaching examples; not for identifying birds in the field.
+    limitations: Three islands of one archipelago, 2007-2009.
 
 `load` parses and checks a file; `dump` writes one (the drafts a zero-config
 run produces). Nothing here imports TensorFlow.
@@ -51,7 +54,7 @@ IGNORED = 'ignored'
 ENCODING_KEYS = ('vocab_top_k', 'oov_buckets', 'num_buckets')
 TOP_LEVEL_KEYS = ('name', 'label', 'task', 'positive_label', 'classes',
                   'columns', 'slices', 'encoding', 'gate', 'training',
-                  'notes')
+                  'notes') + features.DOCUMENTATION_FIELDS
 TRAINING_KEYS = ('train_steps', 'per_replica_batch_size')
 
 
@@ -171,6 +174,9 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
   _no_unknown(encoding, ENCODING_KEYS, '`encoding`')
   for key, value in encoding.items():
     kwargs[key] = _int(value, f'encoding.{key}')
+  for key in features.DOCUMENTATION_FIELDS:
+    if raw.get(key) is not None:
+      kwargs[key] = _text(raw[key], key)
   spec = features.DatasetSpec(**kwargs)
 
   gate = raw.get('gate') or {}
@@ -208,6 +214,9 @@ def to_dict(config: DatasetConfig) -> Dict[str, Any]:
   raw['columns'] = columns
   if spec.slice_features:
     raw['slices'] = list(spec.slice_features)
+  for key in features.DOCUMENTATION_FIELDS:
+    if getattr(spec, key) != features.NOT_STATED:
+      raw[key] = getattr(spec, key)
   defaults = features.DatasetSpec(name='x', label_key='y')
   encoding = {k: getattr(spec, k) for k in ENCODING_KEYS
               if getattr(spec, k) != getattr(defaults, k)}
@@ -260,6 +269,12 @@ def _label_text(value: Any) -> str:
   if isinstance(value, float) and value.is_integer():
     return str(int(value))
   return str(value)
+
+
+def _text(value: Any, key: str) -> str:
+  if not isinstance(value, str) or not value.strip():
+    raise ValueError(f'`{key}` must be text, got {value!r}.')
+  return value.strip()
 
 
 def _int(value: Any, key: str) -> int:

@@ -14,6 +14,14 @@ split needs a clear signal:
 
 The task's primary metric (AUC, accuracy, R-squared) may also not drop by
 more than `max_metric_drop` against the latest blessed model.
+
+Classification also gets fairness indicators on every slice, reported and
+never gated: the false positive, false negative and predicted positive rates
+at a few decision thresholds (one-vs-rest per class for multiclass), named
+as the Fairness Indicators add-on names them
+(`fairness_indicators_metrics/false_positive_rate@0.5`). They are TFMA's own
+confusion-matrix metrics, computed in the same pass from one small confusion
+matrix per threshold.
 """
 
 from __future__ import annotations
@@ -38,6 +46,31 @@ PRIMARY_METRIC = {
     features.MULTICLASS: custom_metrics.ACCURACY_NAME,
     features.REGRESSION: custom_metrics.R_SQUARED_NAME,
 }
+
+
+# Decision thresholds of the fairness indicators: binary models at three
+# thresholds, multiclass one-vs-rest at 0.5 only (classes x rates grow fast).
+FAIRNESS_THRESHOLDS = (0.25, 0.5, 0.75)
+MULTICLASS_FAIRNESS_THRESHOLDS = (0.5,)
+FAIRNESS_PREFIX = 'fairness_indicators_metrics'
+# (TFMA metric class, the Fairness Indicators name of its rate).
+FAIRNESS_RATES = (('FallOut', 'false_positive_rate'),
+                  ('MissRate', 'false_negative_rate'),
+                  ('PredictedPositiveRate', 'positive_rate'))
+
+
+def fairness_metric_name(rate: str, threshold: float) -> str:
+  """'fairness_indicators_metrics/false_positive_rate@0.5'."""
+  return f'{FAIRNESS_PREFIX}/{rate}@{threshold:g}'
+
+
+def _fairness_indicators(thresholds) -> List[tfma.MetricConfig]:
+  """One TFMA rate metric per (rate, threshold); rates at one threshold
+  share TFMA's confusion matrix computation at that threshold."""
+  return [tfma.MetricConfig(class_name=class_name, config=json.dumps({
+      'thresholds': [threshold],
+      'name': fairness_metric_name(rate, threshold)}))
+          for threshold in thresholds for class_name, rate in FAIRNESS_RATES]
 
 
 def _lower_bound(value: float) -> tfma.MetricThreshold:
@@ -99,6 +132,7 @@ def _metric_configs(spec: features.DatasetSpec,
         tfma.MetricConfig(class_name='BinaryCrossentropy'),
         tfma.MetricConfig(class_name='CalibrationPlot'),
         tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+        *_fairness_indicators(FAIRNESS_THRESHOLDS),
     ])]
   if spec.task == features.MULTICLASS:
     per_class = tfma.BinarizationOptions(
@@ -114,6 +148,7 @@ def _metric_configs(spec: features.DatasetSpec,
         tfma.MetricsSpec(binarize=per_class, metrics=[
             tfma.MetricConfig(class_name='Precision'),
             tfma.MetricConfig(class_name='Recall'),
+            *_fairness_indicators(MULTICLASS_FAIRNESS_THRESHOLDS),
         ]),
     ]
   return [tfma.MetricsSpec(metrics=[

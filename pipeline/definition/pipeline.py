@@ -8,6 +8,7 @@ KubeflowV2DagRunner.
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 from typing import Optional
 
@@ -26,6 +27,8 @@ from tfx.types import standard_artifacts
 
 import models
 from pipeline.components import anomaly_gate
+from pipeline.components import attributions
+from pipeline.components import budgeted_tuner
 from pipeline.components import curated_schema
 from pipeline.components import drift_gate
 from pipeline.components import model_change
@@ -35,6 +38,7 @@ from pipeline.definition import sources
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.train.run_fn'
+TUNER_FN = 'models.tuning.tuner_fn'  # With --tune.
 
 # Stable component ids; tests, the run summary and the runners refer to them.
 EXAMPLE_GEN = 'CsvExampleGen'
@@ -46,10 +50,12 @@ ANOMALY_GATE = 'AnomalyGate'
 DRIFT_GATE = drift_gate.DRIFT_GATE
 TRANSFORM = 'Transform'
 TRAINER = 'Trainer'
+TUNER = 'Tuner'  # With --tune, before the Trainer.
 BASELINE_RESOLVER = 'LatestBlessedModelResolver'
 MODEL_CHANGE_CHECK = 'ModelChangeCheck'
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
+FEATURE_ATTRIBUTIONS = attributions.FEATURE_ATTRIBUTIONS
 # Components that run Beam jobs, and so accept per-component Beam args.
 BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)
 
@@ -140,6 +146,21 @@ def create_pipeline(
   transform.add_upstream_node(gate)
 
   training = config.training
+  tuner = None
+  if config.tuning is not None:
+    tuner = budgeted_tuner.budgeted_tuner(
+        tuner_fn=TUNER_FN,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        train_args=trainer_pb2.TrainArgs(
+            splits=['train'],
+            num_steps=config.tuning.trial_steps(training.train_steps)),
+        eval_args=trainer_pb2.EvalArgs(splits=['eval'],
+                                       num_steps=training.eval_steps),
+        custom_config={'dataset': dataset, 'code_version': fingerprint,
+                       'training': training.trainer_custom_config(),
+                       'tuning': config.tuning.tuner_custom_config()},
+    ).with_id(TUNER)
   trainer = tfx_components.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs['transformed_examples'],
@@ -151,6 +172,8 @@ def create_pipeline(
                                    num_steps=training.eval_steps),
       custom_config={'dataset': dataset, 'code_version': fingerprint,
                      'training': training.trainer_custom_config()},
+      hyperparameters=(tuner.outputs['best_hyperparameters']
+                       if tuner is not None else None),
   ).with_id(TRAINER)
 
   baseline_resolver = resolver.Resolver(
@@ -185,9 +208,22 @@ def create_pipeline(
                 base_directory=config.serving_model_dir)),
     ).with_id(PUSHER)
 
+    # Permutation importance of the candidate on the test split; reported,
+    # never gated. After the Pusher, so it never delays or blocks a push.
+    feature_attributions = attributions.FeatureAttributions(
+        model=trainer.outputs['model'],
+        examples=example_gen.outputs['examples'],
+        dataset=json.dumps(dataset, sort_keys=True),
+        split=evaluation.TEST_SPLIT,
+    ).with_id(FEATURE_ATTRIBUTIONS)
+    feature_attributions.add_upstream_node(pusher)
+
   components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
                 example_validator, gate, transform, trainer,
-                baseline_resolver, change_check, evaluator, pusher]
+                baseline_resolver, change_check, evaluator, pusher,
+                feature_attributions]
+  if tuner is not None:
+    components.insert(components.index(trainer), tuner)
   if config.gate.check_drift:
     drift_gate.add_to_pipeline(
         components, example_gen, statistics_gen, import_schema_gen, after=gate,

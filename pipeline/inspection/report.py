@@ -7,8 +7,15 @@ Written by the local runner at the end of every run into the output dir:
 
 It shows, read back from MLMD and the run's artifacts:
   * the blessing decision and its reason, with the headline metrics;
+  * the evaluation plots (ROC, precision-recall, calibration, confusion
+    matrix; predicted vs actual and residuals for regression), embedded as
+    PNG `data:` URIs (`plots.py`);
   * metrics by slice, the thresholds they were gated on and whether each
     passed, and the comparison with the baseline model when there was one;
+  * fairness: the gap between the best and the worst slice per slice
+    column, and the fairness indicators of every slice (`analysis.py`);
+  * feature attributions: the FeatureAttributions component's permutation
+    importance;
   * the pushed model path and the lineage chain of the run;
   * component durations and cache hits;
   * the ExampleValidator anomalies;
@@ -19,9 +26,9 @@ Two steps: `build_view` reads the run into a `ReportView`, a tree of frozen
 dataclasses holding plain values; `render` turns a view into HTML with the
 Jinja2 templates in `templates/` (autoescaped; the CSS is inlined). Everything
 but the Facets view is plain HTML and CSS with no script and no external
-resource, so the page renders in any browser, offline, and survives being
-mailed or attached to a CI run. Facets loads its code from the internet; its
-section says so.
+resource (the plots are inline images), so the page renders in any browser,
+offline, and survives being mailed or attached to a CI run. Facets loads its
+code from the internet; its section says so.
 """
 
 from __future__ import annotations
@@ -48,9 +55,11 @@ from tensorflow_model_analysis.proto import validation_result_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from models import metrics as custom_metrics
+from pipeline.inspection import analysis
 from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
+from pipeline.inspection import tuning as tuning_view
 
 REPORTS_DIR = 'reports'
 LATEST_REPORT = 'report.html'
@@ -66,10 +75,12 @@ SLICE_METRICS = (
 
 
 def metric_columns(metrics: Mapping[str, float]) -> Tuple[str, ...]:
-  """The known metrics a run has, in SLICE_METRICS order, then per class."""
+  """The known metrics a run has, in SLICE_METRICS order, then per class
+  (the fairness indicators have a section of their own)."""
   known = [m for m in SLICE_METRICS if m in metrics]
   per_class = sorted(m for m in metrics
-                     if '[class ' in m and not m.endswith('_diff'))
+                     if '[class ' in m and not m.endswith('_diff') and
+                     not analysis.is_fairness_metric(m))
   return tuple(known + per_class)
 OVERALL = run_summary.OVERALL
 NOT_CHECKED = 'not checked: no blessed baseline yet'
@@ -225,6 +236,13 @@ class ReportView:
   lineage: Tuple[LineageRow, ...] = ()
   anomalies: Optional[AnomaliesView] = None
   statistics: Optional[StatisticsView] = None
+  # With --tune: the Tuner's trials.
+  tuning: Optional[tuning_view.TuningView] = None
+  # With --warm-start: what the Trainer started from, or why it started cold.
+  warm_start: str = ''
+  fairness: Optional[analysis.FairnessView] = None
+  attributions: Optional[analysis.AttributionsView] = None
+  plots: Optional[analysis.PlotsView] = None
 
   @property
   def title(self) -> str:
@@ -398,6 +416,11 @@ def threshold_rows(eval_config: tfma.EvalConfig,
 
 @functools.lru_cache(maxsize=None)
 def _environment() -> jinja2.Environment:
+  return new_environment()
+
+
+def new_environment() -> jinja2.Environment:
+  """The templates' Jinja2 environment: autoescaped, strict, our filters."""
   env = jinja2.Environment(
       loader=jinja2.PackageLoader('pipeline.inspection', 'templates'),
       autoescape=jinja2.select_autoescape(enabled_extensions=('html', 'j2'),
@@ -405,6 +428,7 @@ def _environment() -> jinja2.Environment:
       undefined=jinja2.StrictUndefined,
       keep_trailing_newline=True)
   env.filters['fmt'] = fmt
+  env.filters['title_of'] = analysis.metric_title
   env.tests['finite'] = is_finite
   return env
 
@@ -488,7 +512,32 @@ def view_of(run: run_model.Run, summary: run_summary.RunSummary,
       lineage=tuple(LineageRow(link.stage, link.artifact_id, link.location,
                                link.note) for link in run.chain()),
       anomalies=_anomalies_view(run),
-      statistics=_statistics_view(run))
+      statistics=_statistics_view(run),
+      tuning=tuning_view.view_of(summary.tuning),
+      warm_start=run_summary.warm_start_note(summary.training_info),
+      **_analysis_fields(run, summary))
+
+
+def _analysis_fields(run: run_model.Run, summary: run_summary.RunSummary
+                     ) -> dict:
+  """The fairness, attributions and plots views of the run's model; for
+  an unchanged model, those of the run that evaluated it."""
+  uri = (run.blessed_by or run).attributions_uri
+  result = analysis.read_attributions(uri)
+  fields = {'attributions': (analysis.attributions_view(result, uri)
+                             if result is not None else None)}
+  if summary.evaluation_uri:
+    eval_config = load_eval_config(summary.evaluation_uri)
+    slice_features = tuple(spec.feature_keys[0]
+                           for spec in eval_config.slicing_specs
+                           if len(spec.feature_keys) == 1)
+    with_baseline = any(spec.is_baseline for spec in eval_config.model_specs)
+    fields['fairness'] = analysis.fairness_view(
+        slice_features, summary.metrics, summary.slice_metrics)
+    fields['plots'] = analysis.plots_view(
+        summary.evaluation_uri, summary.metrics, result,
+        model_name=_CANDIDATE if with_baseline else '')
+  return fields
 
 
 def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import pathlib
 from typing import Dict
+from typing import Iterator
 from typing import List
 from typing import Optional
 from typing import Sequence
@@ -67,6 +68,7 @@ STATISTICS_GEN = 'StatisticsGen'
 EXAMPLE_VALIDATOR = 'ExampleValidator'
 TRANSFORM = 'Transform'
 TRAINER = 'Trainer'
+TUNER = 'Tuner'  # With --tune.
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
 # pipeline.components.model_change: its output says whether the Trainer's
@@ -75,6 +77,9 @@ PUSHER = 'Pusher'
 MODEL_CHANGE_CHECK = 'ModelChangeCheck'
 MODEL_CHANGE_KEY = 'change'
 IS_NEW = 'is_new'
+# pipeline.components.attributions: permutation importance of a new model.
+FEATURE_ATTRIBUTIONS = 'FeatureAttributions'
+ATTRIBUTIONS_KEY = 'attributions'
 
 
 def open_store(location: Union[str, metadata_location.MetadataLocation],
@@ -293,10 +298,22 @@ class Run:
     return model_run.uri if model_run is not None else None
 
   @property
+  def tuner_results_uri(self) -> Optional[str]:
+    """The Tuner's trial results (with --tune); a cached Tuner's reused."""
+    results = _output(self.execution(TUNER), 'tuner_results')
+    return results.uri if results is not None else None
+
+  @property
   def evaluation_uri(self) -> Optional[str]:
     """The Evaluator's output (TFMA metrics, validation result), if any."""
     evaluation = _output(self.execution(EVALUATOR), 'evaluation')
     return evaluation.uri if evaluation is not None else None
+
+  @property
+  def attributions_uri(self) -> Optional[str]:
+    """FeatureAttributions' output (attributions.json), if it ran."""
+    found = _output(self.execution(FEATURE_ATTRIBUTIONS), ATTRIBUTIONS_KEY)
+    return found.uri if found is not None else None
 
   @property
   def baseline_model(self) -> Optional[Artifact]:
@@ -557,3 +574,71 @@ def latest_model_run_uri(store: metadata_store.MetadataStore,
       'No Trainer output in the metadata store'
       + (f' for pipeline {pipeline_name!r}' if pipeline_name else '')
       + '. Run the pipeline until the Trainer has finished.')
+
+
+@dataclasses.dataclass(frozen=True)
+class BlessedModel:
+  """A model an Evaluator blessed, and what it was trained on.
+
+  Attributes:
+    run_id: The run whose Evaluator blessed it.
+    model: The Model artifact.
+    transform_graph: The Transform output its Trainer read.
+    span: The span of its Examples (0 for data without spans).
+    data_fingerprint: What identifies its input data: ExampleGen's
+      `input_fingerprint` of the files (count, bytes, mtimes), or the SQL
+      source's `rows_fingerprint`.
+    trainer_config: Its Trainer's custom_config (JSON text).
+  """
+  run_id: str
+  model: Artifact
+  transform_graph: Optional[Artifact]
+  span: int
+  data_fingerprint: str
+  trainer_config: str
+
+
+def blessed_models(store: metadata_store.MetadataStore, pipeline_name: str
+                   ) -> Iterator[BlessedModel]:
+  """The models a pipeline's runs blessed, newest run first, lazily.
+
+  A run whose model was unchanged (the Evaluator skipped) blessed nothing
+  new and is passed over.
+  """
+  for context in reversed(run_contexts(store, pipeline_name)):
+    run = read_run(store, context, pipeline_name)
+    evaluator = run.execution(EVALUATOR)
+    model = _input(evaluator, 'model')
+    trainer = run.execution(TRAINER)
+    if not run.blessed or model is None or trainer is None:
+      continue
+    example_gen = run.execution(EXAMPLE_GEN_SUFFIX)
+    examples = (_input(run.execution(TRANSFORM), 'examples') or
+                _output(example_gen, 'examples'))
+    yield BlessedModel(
+        run_id=run.run_id, model=model,
+        transform_graph=trainer.input('transform_graph'),
+        span=_int_property(examples, 'span'),
+        data_fingerprint=(_string_property(examples, 'input_fingerprint') or
+                          _string_property(
+                              example_gen.proto if example_gen else None,
+                              'rows_fingerprint')),
+        trainer_config=_string_property(trainer.proto, 'custom_config'))
+
+
+def _int_property(item, name: str) -> int:
+  if item is None:
+    return 0
+  for properties in (item.properties, item.custom_properties):
+    if name in properties:
+      return properties[name].int_value
+  return 0
+
+
+def _string_property(item, name: str) -> str:
+  if item is None:
+    return ''
+  for properties in (item.properties, item.custom_properties):
+    if name in properties:
+      return properties[name].string_value
+  return ''

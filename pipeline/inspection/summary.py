@@ -35,6 +35,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from models import hyperparameters
 from models import model_config
 from pipeline.components import anomaly_gate
 from pipeline.definition import evaluation
@@ -42,6 +43,7 @@ from pipeline.definition import pipeline as pipeline_ids
 from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import schema_diff
+from pipeline.inspection import tuning as tuning_view
 
 _METRICS = evaluation.custom_metrics
 # Shown when present, in this order; each task produces its own subset.
@@ -92,6 +94,8 @@ class RunSummary:
   serving_model: Optional[str] = None
   # The span ExampleGen read (data in span-N folders, or a query's {SPAN}).
   span: Optional[int] = None
+  # With --tune: the Tuner's search record (its trials and verdict).
+  tuning: Optional[hyperparameters.SearchRecord] = None
 
   def component(self, component_id: str) -> Optional[ComponentRun]:
     for run in self.components:
@@ -110,6 +114,8 @@ def summarize(run: run_model.Run) -> RunSummary:
       evaluation_uri=run.evaluation_uri)
   if run.model_run_uri:
     summary.training_info = _read_training_info(run.model_run_uri)
+  if run.tuner_results_uri:
+    summary.tuning = tuning_view.read_record(run.tuner_results_uri)
   earlier = run.blessed_by
   if run.model_unchanged:
     summary.model_unchanged = True
@@ -208,6 +214,12 @@ def load_anomalies(artifact: metadata_store_pb2.Artifact
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
   """ExampleValidator's anomalies, by split."""
   return anomaly_gate.read_anomalies(tfx_artifact(artifact))
+
+
+def warm_start_note(training_info: Optional[Dict]) -> str:
+  """What --warm-start did ('from the model blessed in run ...', or 'none,
+  started cold: ...'); '' without it. Written by models/warm_start.py."""
+  return ((training_info or {}).get('warm_start') or {}).get('note', '')
 
 
 def _read_training_info(model_run_uri: str) -> Optional[Dict]:
@@ -323,12 +335,19 @@ def format_summary(summary: RunSummary) -> str:
       lines.append(f"  resumed from the checkpoint at step "
                    f"{info['resumed_from_step']} of a killed run; trained "
                    f"{info['steps_trained']} more steps")
+    if warm_start_note(info):
+      lines.append(f'  warm start: {warm_start_note(info)}')
+  if summary.tuning is not None:
+    lines.extend(tuning_view.format_lines(
+        summary.tuning, (summary.training_info or {}).get('hyperparameters')))
   if summary.metrics:
     shown = [f'{k}={summary.metrics[k]:.4f}' for k in HEADLINE_METRICS
              if k in summary.metrics and not math.isnan(summary.metrics[k])]
     lines.append('Eval metrics (test split): ' + ', '.join(shown))
+    # The fairness indicators per class are the report's, not this line's.
     per_class = [f'{k}={v:.4f}' for k, v in summary.metrics.items()
-                 if '[class ' in k and not k.endswith('_diff')]
+                 if '[class ' in k and not k.endswith('_diff') and
+                 not k.startswith(evaluation.FAIRNESS_PREFIX)]
     if per_class:
       lines.append('  per class: ' + ', '.join(per_class))
     diffs = [f'{k}={summary.metrics[k + "_diff"]:+.4f}'
@@ -348,8 +367,8 @@ def format_summary(summary: RunSummary) -> str:
                  + ', '.join(shown))
   if summary.model_unchanged:
     lines.append('Model unchanged: the Trainer\'s model is already the '
-                 'blessed baseline; Evaluator and Pusher skipped, nothing '
-                 'new pushed.')
+                 'blessed baseline; Evaluator, Pusher and FeatureAttributions '
+                 'skipped, nothing new pushed.')
   if summary.blessed is None:
     lines.append('Blessing: not evaluated (the run stopped earlier)')
   else:

@@ -24,11 +24,15 @@ from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import metadata_location
+from pipeline.inspection import model_card
 from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import drafting
 from pipeline.local import progress
+from pipeline.local import warm_start_source
+from pipeline.tracking import mlflow_log
+from pipeline.tracking import tracker as tracker_lib
 import schema as schema_lib
 
 DRAFT_DIR = 'draft'
@@ -150,9 +154,13 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
             cpu_replicas: int = 0,
             draft: Optional[cli.DraftRequest] = None,
             config_for: Optional[Callable[[dataset_config.DatasetConfig],
-                                          config_lib.PipelineConfig]] = None
-            ) -> int:
+                                          config_lib.PipelineConfig]] = None,
+            tracker: Optional[tracker_lib.Tracker] = None) -> int:
   """Runs the DAG, then prints the summary and writes the report.
+
+  Then it writes the pushed model's card and logs the run to MLflow through
+  `tracker`, an MLflow worker already started (one is started here when
+  None and the layout logs to MLflow).
 
   Returns:
     0 when the run finished (blessed or not), 1 when a component failed.
@@ -166,7 +174,11 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     except (RuntimeError, ValueError) as e:
       print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
       return 1
+  # --warm-start: the blessed model to start from, fixed before the run.
+  config = warm_start_source.resolve(config, layout)
   pipeline = pipeline_lib.create_pipeline(config, connection_config(layout))
+  if tracker is None:  # run.py starts it sooner, before TFX's import.
+    tracker = tracker_lib.start(layout.tracking, layout.root)
   error = _run_dag(pipeline, layout)
   location = layout.metadata_location
   try:
@@ -175,7 +187,13 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     summary = run_summary.summarize(run)
     print(run_summary.format_summary(summary), flush=True)
     view = report.view_of(run, summary, str(location))
-    print('Report: ' + report.write_report(view, layout.root), flush=True)
+    report_path = report.write_report(view, layout.root)
+    print('Report: ' + report_path, flush=True)
+    card = model_card.write_for_push(run, summary, config.dataset,
+                                     str(location))
+    mlflow_log.log_run(tracker, run, summary, config, metadata=location,
+                       report_path=report_path, extra_artifacts=card or (),
+                       failed=error is not None)
   except LookupError as e:
     print(f'No run recorded: {e}', flush=True)
   except metadata_location.MetadataStoreError as e:
@@ -183,6 +201,8 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
     print(f'RUN FAILED: cannot read the run back: {e}', file=sys.stderr,
           flush=True)
     return 1
+  finally:
+    tracker_lib.close(tracker)
   if error is not None:
     print(f'RUN FAILED: {type(error).__name__}: '
           f'{location.scrub(str(error))}', file=sys.stderr, flush=True)

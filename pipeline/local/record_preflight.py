@@ -47,7 +47,8 @@ def _file_kind(input_format: str) -> preflight.FileKind:
   name = input_formats.NAMES[input_format]
   reader = ('ImportExampleGen' if input_format == input_formats.TFRECORD
             else 'ExampleGen')
-  return preflight.FileKind(files=f'{name} files', one=f'a {name} file',
+  article = 'an' if name[0] in 'AEIOU' else 'a'
+  return preflight.FileKind(files=f'{name} files', one=f'{article} {name} file',
                             requirement='', reader=reader)
 
 

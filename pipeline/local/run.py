@@ -26,6 +26,7 @@ from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
 from pipeline.local import secret_filter
 from pipeline.local import sql_preflight
+from pipeline.tracking import tracker as tracker_lib
 
 # Exit code of a run whose metadata store (--metadata-url) cannot be used.
 METADATA_EXIT_CODE = 5
@@ -118,14 +119,18 @@ def run(config: Optional[config_lib.PipelineConfig],
     print(f'RUN FAILED: bad input, nothing was run: {e}', file=sys.stderr,
           flush=True)
     return input_check.EXIT_CODE
+  # MLflow's import (seconds of CPU) overlaps TFX's and the run, in a worker
+  # process (pipeline/tracking/tracker.py); None with --no-mlflow.
+  tracker = tracker_lib.start(layout.tracking, layout.root)
   try:
     # TFX logs the MLMD connection config, password included, at INFO.
     with secret_filter.masked_logs(_scrubber(layout)):
       # pylint: disable-next=g-import-not-at-top
       from pipeline.local import dag  # TFX and TensorFlow: only from here on.
       return dag.execute(config, layout, cpu_replicas=cpu_replicas,
-                         draft=draft, config_for=config_for)
+                         draft=draft, config_for=config_for, tracker=tracker)
   finally:
+    tracker_lib.close(tracker)
     lock.release()
 
 
