@@ -18,6 +18,7 @@ import sys
 
 ENV_VAR = 'TF_USE_LEGACY_KERAS'
 ENV_VALUE = '1'
+_LEGACY_KERAS_PACKAGE = 'tf_keras'
 
 
 def select_keras() -> None:
@@ -35,10 +36,35 @@ def select_keras() -> None:
 
 
 def require_legacy_keras() -> None:
-  """Fails with a clear message when `tf.keras` is not tf-keras."""
+  """Fails with a clear message when `tf.keras` is not tf-keras.
+
+  Also keeps AutoGraph out of tf-keras' own code (`skip_autograph_of_keras`).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.keras.__name__.startswith('tf_keras'):
     raise RuntimeError(
         f'tf.keras is {tf.keras.__name__}, but this project needs tf-keras. '
         f'Set {ENV_VAR}={ENV_VALUE} before TensorFlow is imported (the '
         'runners and `make` do this).')
+  skip_autograph_of_keras()
+
+
+def skip_autograph_of_keras() -> None:
+  """AutoGraph leaves tf-keras' code as it is, as it does for `keras`.
+
+  TensorFlow's AutoGraph rules skip the `tensorflow` and `keras` packages,
+  whose code is written for graph mode, but not `tf_keras`, the same Keras
+  2 under its new name. So the first `fit`, `evaluate` or load of a Keras
+  model in a process rewrote the Python source of every Keras layer,
+  metric, loss and optimizer it reached: about 20 s of CPU on the sample,
+  in the Trainer, each Tuner trial's process and the Evaluator. Our own
+  code (a `preprocessing_fn`, a custom layer) is still converted.
+  Idempotent.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow.python.autograph.core import config as autograph_config
+  rules = autograph_config.CONVERSION_RULES
+  skip = autograph_config.DoNotConvert(_LEGACY_KERAS_PACKAGE)
+  if not any(isinstance(rule, autograph_config.DoNotConvert) and
+             rule.matches(_LEGACY_KERAS_PACKAGE) for rule in rules):
+    autograph_config.CONVERSION_RULES = (skip, *rules)

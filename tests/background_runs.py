@@ -89,7 +89,8 @@ def _runner(args: Sequence[str], env: Optional[Dict[str, str]] = None
             ) -> subprocess.CompletedProcess:
   # pylint: disable-next=g-import-not-at-top
   from tests import conftest
-  return subprocess.run([sys.executable, str(conftest.LOCAL_RUNNER), *args],
+  return subprocess.run([sys.executable, str(conftest.LOCAL_RUNNER), *args,
+                         *conftest.NO_MLFLOW],
                         capture_output=True, text=True, timeout=1800,
                         cwd=str(conftest.REPO_ROOT),
                         env={**os.environ, **(env or {})})

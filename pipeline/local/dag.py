@@ -19,6 +19,7 @@ from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local import local_dag_runner
 
+from models import keras_choice
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
@@ -167,6 +168,9 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   """
   if cpu_replicas > 1:
     simulate_cpu_devices(cpu_replicas)
+  # The Evaluator loads Keras models in this process (the Trainer does the
+  # same in run_fn, for the runs where it is not taken from the cache).
+  keras_choice.skip_autograph_of_keras()
   os.makedirs(layout.root, exist_ok=True)
   if draft is not None:
     try:
