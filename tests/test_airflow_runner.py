@@ -38,6 +38,8 @@ from models import keras_choice
 from pipeline.airflow import dag as airflow_dag
 from pipeline.airflow import nodes
 from pipeline.definition import pipeline as pipeline_lib
+from pipeline.inspection import run_model
+from pipeline.tracking import mlflow_log
 from tests import pipeline_state
 from tests.conftest import E2E_TRAIN_STEPS
 from tests.conftest import PIPELINE_NAME
@@ -71,8 +73,9 @@ for dag_id, dag in bag.dags.items():
       "tasks": {t.task_id: {
           "upstream": sorted(t.upstream_task_ids),
           "operator": type(t).__name__,
-          "launcher": t.python_callable.keywords[
-              "component_launcher_class"].__name__,
+          "launcher": (t.python_callable.keywords[
+              "component_launcher_class"].__name__
+                       if hasattr(t.python_callable, "keywords") else None),
       } for t in dag.tasks}}
 with open(sys.argv[2], "w") as f:
   json.dump(found, f)
@@ -129,6 +132,15 @@ def pipeline_upstreams(args: Sequence[str]) -> Dict[str, List[str]]:
       config, layout.metadata_location.connection_config())
   return {c.id: sorted(u.id for u in c.upstream_nodes)
           for c in pipeline.components}
+
+
+def dag_upstreams(args: Sequence[str]) -> Dict[str, List[str]]:
+  """Task id -> its upstream task ids: the components', then RunEnd's,
+  which comes after every component that has no downstream one."""
+  upstreams = pipeline_upstreams(args)
+  inner = {u for ups in upstreams.values() for u in ups}
+  return {**upstreams,
+          airflow_dag.RUN_END_TASK: sorted(set(upstreams) - inner)}
 
 
 def env_with(value: Optional[str]) -> Mapping[str, str]:
@@ -263,15 +275,19 @@ def test_the_dag_file_loads_as_one_dag(loaded_dag):
 
 def test_one_task_per_component_with_the_pipeline_dependencies(loaded_dag):
   tasks = loaded_dag['found']['dags'][PIPELINE_NAME]['tasks']
-  expected = pipeline_upstreams(loaded_dag['args'])
+  expected = dag_upstreams(loaded_dag['args'])
   assert {task_id: task['upstream'] for task_id, task in tasks.items()
           } == expected
   assert 'Transform' in tasks['Trainer']['upstream']
   assert {'ModelChangeCheck', 'Trainer'} <= set(tasks['Evaluator']['upstream'])
   assert 'Evaluator' in tasks['Pusher']['upstream']
-  # TFX's operator, running the compiled node (pipeline/airflow/launcher.py).
-  assert {(t['operator'], t['launcher']) for t in tasks.values()} == {
-      ('AirflowComponent', 'CompiledNodeLauncher')}
+  assert 'FeatureAttributions' in tasks['RunEnd']['upstream']
+  # TFX's operator, running the compiled node (pipeline/airflow/launcher.py);
+  # then the summary, report, card and MLflow (pipeline/tracking/run_end.py).
+  kinds = {task_id: (t['operator'], t['launcher'])
+           for task_id, t in tasks.items()}
+  assert kinds.pop(airflow_dag.RUN_END_TASK) == ('PythonOperator', None)
+  assert set(kinds.values()) == {('AirflowComponent', 'CompiledNodeLauncher')}
 
 
 def test_tune_adds_a_tuner_task_before_the_trainer(loaded_dag, tmp_path):
@@ -285,7 +301,7 @@ def test_tune_adds_a_tuner_task_before_the_trainer(loaded_dag, tmp_path):
   output_dir = tmp_path / 'outputs'
   output_dir.mkdir()
   args = good_args(output_dir) + ['--tune', '--tune-trials', '2']
-  upstreams = pipeline_upstreams(args)
+  upstreams = dag_upstreams(args)
   plain = loaded_dag['found']['dags'][PIPELINE_NAME]['tasks']
   assert set(upstreams) == set(plain) | {'Tuner'}
   assert upstreams['Tuner'] == ['Transform']
@@ -420,7 +436,8 @@ def test_airflow_dags_test_runs_each_component_as_a_task(airflow_run):
   home, output_dir, args = (airflow_run.home, airflow_run.output_dir,
                             airflow_run.args)
 
-  upstreams = pipeline_upstreams(args)
+  upstreams = dag_upstreams(args)
+  components = pipeline_upstreams(args)
   with sqlite3.connect(home / 'airflow.db') as db:
     [(dag_run_key, airflow_run_id, run_state)] = db.execute(
         'SELECT id, run_id, state FROM dag_run WHERE dag_id = ?',
@@ -443,10 +460,22 @@ def test_airflow_dags_test_runs_each_component_as_a_task(airflow_run):
   [summary] = pipeline_state.summaries(str(output_dir / 'metadata.sqlite'))
   assert summary.run_id == f'{airflow_run_id}#{dag_run_key}'
   assert {c.component_id: c.state for c in summary.components} == {
-      component: 'complete' for component in upstreams}
+      component: 'complete' for component in components}
   assert summary.blessed is True, summary.blessing_reason
   assert summary.training_info['steps_trained'] == E2E_TRAIN_STEPS
   pushed = pathlib.Path(summary.pushed_model)
   assert pipeline_state.pushed_versions(output_dir / 'serving_model') == [
       pushed]
   assert (pushed / 'saved_model.pb').is_file()
+  # RunEnd, as a local run ends: the report, the card, the MLflow run and
+  # its registered version, both recorded on the MLMD run's context.
+  assert (output_dir / 'report.html').is_file()
+  assert (pushed / 'model_card.html').is_file()
+  assert (pushed / 'model_card.json').is_file()
+  store = run_model.open_store(str(output_dir / 'metadata.sqlite'))
+  context = store.get_context_by_type_and_name(run_model.RUN_CONTEXT,
+                                               summary.run_id)
+  assert mlflow_log.recorded_run_id(context)
+  assert context.custom_properties[
+      mlflow_log.VERSION_PROPERTY].string_value == '1'
+  assert (output_dir / 'mlflow.db').is_file()

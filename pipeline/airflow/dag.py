@@ -28,6 +28,7 @@ from typing import Tuple
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.inspection import metadata_location
+from pipeline.tracking import location as tracking_location
 
 if TYPE_CHECKING:
   from airflow import models as airflow_models
@@ -74,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
                  help='Absolute path: pipeline root, metadata DB and pushed '
                  'models all go here. It must exist.')
   cli.add_local_orchestration_flags(p)
+  cli.add_tracking_flags(p)
   return p
 
 
@@ -129,7 +131,12 @@ def layout_from(args: argparse.Namespace,
           args.metadata_url, password=environ.get('MYSQL_PWD'))
     except metadata_location.MetadataUrlError as e:
       raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from None
-  layout = cli.OutputLayout(os.path.normpath(args.output_dir), metadata)
+  try:
+    tracking = cli.tracking_settings(args)
+  except tracking_location.TrackingUriError as e:
+    raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from None
+  layout = cli.OutputLayout(os.path.normpath(args.output_dir), metadata,
+                            **tracking)
   if metadata is None and not os.path.isdir(layout.root):
     raise AirflowConfigError(
         f'{ARGS_ENV_VAR}: --output-dir {layout.root} does not exist. Create '
@@ -223,7 +230,56 @@ def create_dag(argv: Sequence[str], environ: Mapping[str, str]
       config, layout.metadata_location.connection_config())
   runner = airflow_dag_runner.AirflowDagRunner(
       launcher.pipeline_config(pipeline, dag_settings(config, layout)))
-  return runner.run(pipeline)
+  dag = runner.run(pipeline)
+  _add_run_end(dag, argv)
+  return dag
+
+
+# The DAG's last task: the run summary, report, model card and MLflow.
+RUN_END_TASK = 'RunEnd'
+
+
+def _add_run_end(dag: 'airflow_models.DAG', argv: Sequence[str]) -> None:
+  """Adds `RUN_END_TASK` after every component task, run when all are done.
+
+  It runs whatever they ended in (Airflow's `all_done`), so that a failed
+  or skipped component's run still gets its summary, report and MLflow run.
+  """
+  # pylint: disable=g-import-not-at-top
+  from airflow.operators import python as python_operator
+  from airflow.utils import trigger_rule
+  # pylint: enable=g-import-not-at-top
+  last = [task for task in dag.tasks if not task.downstream_list]
+  end = python_operator.PythonOperator(
+      task_id=RUN_END_TASK, python_callable=end_of_run, op_args=[list(argv)],
+      trigger_rule=trigger_rule.TriggerRule.ALL_DONE, dag=dag)
+  for task in last:
+    task.set_downstream(end)
+
+
+def end_of_run(argv: Sequence[str], dag_run: Any = None,
+               **unused_context: Any) -> None:
+  """The run's summary, report, model card and MLflow run, as a local run
+  ends (`pipeline/tracking/run_end.py`), in the DAG run's pipeline run."""
+  # pylint: disable=g-import-not-at-top
+  from pipeline.airflow import nodes
+  from pipeline.inspection import run_model
+  from pipeline.tracking import run_end
+  from pipeline.tracking import tracker as tracker_lib
+  # pylint: enable=g-import-not-at-top
+  config, layout = config_from(argv, os.environ)
+  location = layout.metadata_location
+  run = run_model.find_run(
+      run_model.open_store(location), config.pipeline_name,
+      nodes.pipeline_run_id(dag_run.run_id, dag_run.id))
+  failed = any(ti.state == 'failed' for ti in dag_run.get_task_instances()
+               if ti.task_id != RUN_END_TASK)
+  tracker = tracker_lib.start(layout.tracking, layout.root)
+  try:
+    run_end.finish(run, config, location, layout.root, tracker,
+                   failed=failed)
+  finally:
+    tracker_lib.close(tracker)
 
 
 def dag_from_environment(environ: Mapping[str, str]) -> 'airflow_models.DAG':

@@ -25,14 +25,12 @@ from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import metadata_location
-from pipeline.inspection import model_card
-from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import drafting
 from pipeline.local import progress
 from pipeline.local import warm_start_source
-from pipeline.tracking import mlflow_log
+from pipeline.tracking import run_end
 from pipeline.tracking import tracker as tracker_lib
 import schema as schema_lib
 
@@ -188,16 +186,8 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   try:
     run = run_model.find_run(run_model.open_store(location),
                              config.pipeline_name)
-    summary = run_summary.summarize(run)
-    print(run_summary.format_summary(summary), flush=True)
-    view = report.view_of(run, summary, str(location))
-    report_path = report.write_report(view, layout.root)
-    print('Report: ' + report_path, flush=True)
-    card = model_card.write_for_push(run, summary, config.dataset,
-                                     str(location))
-    mlflow_log.log_run(tracker, run, summary, config, metadata=location,
-                       report_path=report_path, extra_artifacts=card or (),
-                       failed=error is not None)
+    run_end.finish(run, config, location, layout.root, tracker,
+                   failed=error is not None)
   except LookupError as e:
     print(f'No run recorded: {e}', flush=True)
   except metadata_location.MetadataStoreError as e:
