@@ -21,6 +21,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import types
 from typing import Dict
 from typing import List
 from typing import Mapping
@@ -479,3 +480,37 @@ def test_airflow_dags_test_runs_each_component_as_a_task(airflow_run):
   assert context.custom_properties[
       mlflow_log.VERSION_PROPERTY].string_value == '1'
   assert (output_dir / 'mlflow.db').is_file()
+
+
+def _dag_run(**states: str) -> types.SimpleNamespace:
+  """A stand-in for Airflow's DagRun: its ids and its task instances."""
+  instances = [types.SimpleNamespace(task_id=task_id, state=state)
+               for task_id, state in states.items()]
+  return types.SimpleNamespace(run_id='manual__2026-12-04T00:00:00+00:00',
+                               id=7, get_task_instances=lambda: instances)
+
+
+def test_run_end_fails_the_dag_run_when_a_component_task_failed(
+    tmp_path, capsys):
+  """Airflow judges a DAG run by its last task, RunEnd (`all_done`): it
+  must fail when a component did, naming it, or the DAG run would pass."""
+  output_dir = tmp_path / 'outputs'
+  output_dir.mkdir()
+  dag_run = _dag_run(CsvExampleGen='success', DriftGate='failed',
+                     Transform='upstream_failed', RunEnd='running')
+  with pytest.raises(airflow_dag.ComponentTasksFailedError) as e:
+    airflow_dag.end_of_run(good_args(output_dir), dag_run=dag_run)
+  assert str(e.value) == (
+      'Pipeline run manual__2026-12-04T00:00:00+00:00#7 failed: task(s) '
+      "DriftGate failed (1 task(s) after them did not run); the failed "
+      "task's log says why.")
+  # Nothing reached ML Metadata here, so there is nothing to report.
+  assert 'No run recorded for pipeline run manual__' in capsys.readouterr().out
+
+
+def test_run_end_without_a_failure_or_a_run_passes(tmp_path, capsys):
+  output_dir = tmp_path / 'outputs'
+  output_dir.mkdir()
+  airflow_dag.end_of_run(good_args(output_dir),
+                         dag_run=_dag_run(CsvExampleGen='success'))
+  assert 'No run recorded' in capsys.readouterr().out

@@ -257,29 +257,53 @@ def _add_run_end(dag: 'airflow_models.DAG', argv: Sequence[str]) -> None:
     task.set_downstream(end)
 
 
+class ComponentTasksFailedError(RuntimeError):
+  """RunEnd fails when a component task failed, and so does the DAG run."""
+
+
 def end_of_run(argv: Sequence[str], dag_run: Any = None,
                **unused_context: Any) -> None:
   """The run's summary, report, model card and MLflow run, as a local run
-  ends (`pipeline/tracking/run_end.py`), in the DAG run's pipeline run."""
+  ends (`pipeline/tracking/run_end.py`), in the DAG run's pipeline run.
+
+  Airflow judges a DAG run by its last tasks, so RunEnd fails when a
+  component task failed: the DAG run then fails too, as it would without
+  RunEnd.
+
+  Raises:
+    ComponentTasksFailedError: A component task failed; it is named.
+  """
   # pylint: disable=g-import-not-at-top
   from pipeline.airflow import nodes
   from pipeline.inspection import run_model
   from pipeline.tracking import run_end
   from pipeline.tracking import tracker as tracker_lib
   # pylint: enable=g-import-not-at-top
+  states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()
+            if ti.task_id != RUN_END_TASK}
+  failed = sorted(t for t, state in states.items() if state == 'failed')
+  not_run = sum(state == 'upstream_failed' for state in states.values())
   config, layout = config_from(argv, os.environ)
   location = layout.metadata_location
-  run = run_model.find_run(
-      run_model.open_store(location), config.pipeline_name,
-      nodes.pipeline_run_id(dag_run.run_id, dag_run.id))
-  failed = any(ti.state == 'failed' for ti in dag_run.get_task_instances()
-               if ti.task_id != RUN_END_TASK)
-  tracker = tracker_lib.start(layout.tracking, layout.root)
+  run_id = nodes.pipeline_run_id(dag_run.run_id, dag_run.id)
   try:
-    run_end.finish(run, config, location, layout.root, tracker,
-                   failed=failed)
-  finally:
-    tracker_lib.close(tracker)
+    run = run_model.find_run(run_model.open_store(location),
+                             config.pipeline_name, run_id)
+  except (LookupError, FileNotFoundError) as e:  # No run, or no store yet.
+    print(f'No run recorded for pipeline run {run_id}: {e}', flush=True)
+    run = None
+  if run is not None:
+    tracker = tracker_lib.start(layout.tracking, layout.root)
+    try:
+      run_end.finish(run, config, location, layout.root, tracker,
+                     failed=bool(failed))
+    finally:
+      tracker_lib.close(tracker)
+  if failed:
+    raise ComponentTasksFailedError(
+        f'Pipeline run {run_id} failed: task(s) {", ".join(failed)} failed'
+        + (f' ({not_run} task(s) after them did not run)' if not_run else '')
+        + '; the failed task\'s log says why.')
 
 
 def dag_from_environment(environ: Mapping[str, str]) -> 'airflow_models.DAG':
