@@ -419,9 +419,9 @@ def _blessed(run_id: str, span: int, fingerprint: str,
   return run_model.BlessedModel(
       run_id=run_id,
       model=metadata_store_pb2.Artifact(
-          id=number, uri=f'/root/Trainer/model/{number}'),
+          id=number, uri=f'pipeline_root/Trainer/model/{number}'),
       transform_graph=metadata_store_pb2.Artifact(
-          uri=f'/root/Transform/transform_graph/{number}'),
+          uri=f'pipeline_root/Transform/transform_graph/{number}'),
       span=span, data_fingerprint=fingerprint,
       trainer_config=trainer_config if trainer_config is not None else
       json.dumps({'dataset': SPEC.to_dict(),
@@ -433,8 +433,8 @@ def test_spans_start_from_the_latest_blessed_model_of_an_earlier_span():
                   _blessed('r2', 2, 'f2'), _blessed('r1', 1, 'f1')]
   warm = warm_start_source.choose(newest_first, span=3, fingerprint='f3')
   assert warm == pipeline_config.WarmStart(
-      resolved=True, model_uri='/root/Trainer/model/3/Format-Serving',
-      transform_graph_uri='/root/Transform/transform_graph/3', run_id='r3',
+      resolved=True, model_uri='pipeline_root/Trainer/model/3/Format-Serving',
+      transform_graph_uri='pipeline_root/Transform/transform_graph/3', run_id='r3',
       span=2, dataset=SPEC, model=CONFIG)
   # A re-run of span 2, after span 2 was blessed twice: still span 1's.
   assert warm_start_source.choose(newest_first, 2, 'f2').run_id == 'r1'
@@ -446,7 +446,7 @@ def test_spans_start_from_the_latest_blessed_model_of_an_earlier_span():
       'Trainer starts cold.')
   assert warm_start_source.describe(warm) == (
       'Warm start: from the model blessed in run r3 (span 2), '
-      '/root/Trainer/model/3/Format-Serving; the Trainer checks that it '
+      'pipeline_root/Trainer/model/3/Format-Serving; the Trainer checks that it '
       'fits.')
 
 
