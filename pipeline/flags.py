@@ -147,11 +147,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
   sql.add_argument('--query', default=None, metavar='SQL',
                    help='With --sql-url: the SELECT whose rows are the data. '
                    'It may use {SPAN}, e.g. WHERE day = {SPAN}, with --span.')
-  parser.add_argument('--span', type=int, default=None, metavar='N',
+  parser.add_argument('--span', default=None, metavar='N|A-B',
                       help='The span to read: the folder span-N of a '
                       '--data-root that holds span-1/, span-2/, ... (default: '
-                      'the latest), or N for the {SPAN} of a --query. It is '
-                      'recorded on the Examples artifact.')
+                      'the latest), or N for the {SPAN} of a --query. A-B '
+                      'reads the folders span-A to span-B together, as one '
+                      'Examples artifact of span B. The span is recorded on '
+                      'the Examples artifact.')
   parser.add_argument('--format', dest='input_format',
                       default=input_formats.AUTO,
                       choices=(input_formats.AUTO,) + input_formats.FORMATS,
@@ -380,7 +382,7 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
                           folder))
 
 
-def span_input(data_root: str, span: Optional[int]
+def span_input(data_root: str, span: Optional[str]
                ) -> Optional[spans_lib.SpanInput]:
   """How the data root is read in spans, or None; FlagError if it cannot."""
   try:
@@ -389,7 +391,7 @@ def span_input(data_root: str, span: Optional[int]
     raise FlagError(str(e)) from None
 
 
-def input_folder(data_root: str, span: Optional[int]) -> str:
+def input_folder(data_root: str, span: Optional[str]) -> str:
   """The folder of this run's files: the span's, or the data root."""
   try:
     return spans_lib.input_folder(data_root, span_input(data_root, span))
@@ -526,7 +528,6 @@ def sql_source(args: argparse.Namespace
   """
   url = getattr(args, 'sql_url', None)
   query = getattr(args, 'query', None)
-  span = getattr(args, 'span', None)
   if url is None:
     if query is not None:
       raise FlagError('--query goes with --sql-url URL.')
@@ -534,6 +535,7 @@ def sql_source(args: argparse.Namespace
   if not query or not query.strip():
     raise FlagError('--sql-url needs --query SQL: the SELECT whose rows are '
                     'the data.')
+  span = _sql_span(getattr(args, 'span', None))
   # pylint: disable-next=g-import-not-at-top
   from pipeline.components import sql_rows  # SQLAlchemy: not for --help.
   try:
@@ -542,6 +544,22 @@ def sql_source(args: argparse.Namespace
         url=bare, query=sql_rows.with_span(query, span), span=span), password
   except sql_rows.SqlSourceError as e:
     raise FlagError(str(e)) from None
+
+
+def _sql_span(flag: Optional[str]) -> Optional[int]:
+  """The --span of a --query: one number, or None."""
+  if flag is None:
+    return None
+  try:
+    span_input = spans_lib.parse(flag)
+  except spans_lib.SpanError as e:
+    raise FlagError(str(e)) from None
+  if span_input.first is not None:
+    raise FlagError(
+        f'--span {flag} is a range of span folders; a --query reads one '
+        '{SPAN}. Write the range into the query instead, e.g. WHERE day '
+        f'BETWEEN {span_input.first} AND {span_input.span}, without --span.')
+  return span_input.span
 
 
 def file_sha256(path: str) -> str:

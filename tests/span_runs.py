@@ -11,9 +11,11 @@ The sequence a scheduled pipeline meets, on one output dir:
    before Transform and names the feature and the baseline span.
 4. The same again: span 3 is still refused, since refused data never
    becomes the baseline.
+5. `--span 1-2`: spans 1 and 2 read together into one Examples artifact
+   of span 2, compared by the drift gate with span 2 and accepted.
 
 Every run has `--warm-start`: span 1 finds no earlier model and starts
-cold, span 2 starts from span 1's blessed model.
+cold, span 2 and the range 1-2 start from span 1's blessed model.
 
 Few training steps: the blessing is not what these runs test, except for
 span 1's, which span 2 warm-starts from. They start in
@@ -88,4 +90,5 @@ def run_spans(root: pathlib.Path) -> SpanRuns:
              run('--warm-start')]
   _drifted_span(data_root / 'span-2', data_root / 'span-3')
   results += [run('--warm-start'), run('--warm-start')]
+  results.append(run('--span', '1-2', '--warm-start'))
   return SpanRuns(data_root, output_dir, results)

@@ -343,6 +343,22 @@ def refuse_sql_source(args: argparse.Namespace) -> None:
         '--data-root.')
 
 
+def refuse_span_range(args: argparse.Namespace) -> None:
+  """A range of spans is not read on Vertex; says what to do instead.
+
+  Raises:
+    CloudConfigError: --span A-B was given.
+  """
+  flag = getattr(args, 'span', None)
+  if flag is not None and '-' in str(flag).strip():
+    raise CloudConfigError(
+        f'--span {flag}: a range of spans is read by the project\'s '
+        'ExampleGen driver (pipeline/components/span_range.py), and Vertex '
+        'runs TFX\'s own driver for file ExampleGens, which reads one span. '
+        'Compile one span (--span N, or no --span for the latest); ranges '
+        'run locally, on Dataflow and on Airflow.')
+
+
 def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   """Builds the config the Kubeflow runner compiles, from its parsed flags.
 
@@ -357,6 +373,7 @@ def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
         f'where only gs:// paths and paths under {CONTAINER_PACKAGE_DIR} '
         'exist. Leave it out to use the schema shipped in the image.')
   refuse_sql_source(args)
+  refuse_span_range(args)
   if getattr(args, 'warm_start', False):
     raise CloudConfigError(
         '--warm-start is resolved against ML Metadata before a run starts, '

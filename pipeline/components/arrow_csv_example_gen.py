@@ -47,6 +47,7 @@ from tfx.types import standard_component_specs
 from tfx_bsl.coders import example_coder
 
 from pipeline.components import direct_write
+from pipeline.components import span_range
 
 INT = 'int'
 FLOAT = 'float'
@@ -210,12 +211,17 @@ def _ArrowCsvToExample(  # pylint: disable=invalid-name
     pipeline: beam.Pipeline, exec_properties: Dict[str, object],
     split_pattern: str) -> beam.PCollection:
   """Reads the split's CSV files into serialized tf.Examples."""
-  pattern = os.path.join(
-      exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+  input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+  pattern = os.path.join(input_base, split_pattern)
   files = sorted(fileio.glob(pattern))
   if not files:
     raise RuntimeError(f'Split pattern {pattern} does not match any files.')
-  kinds = infer_kinds(files)
+  # A range of spans is read span by span; a column's type is judged over
+  # every file of the range, so that it is the same in each span.
+  range_files = [path for span_pattern in span_range.span_patterns(
+      exec_properties) for path in fileio.glob(
+          os.path.join(input_base, span_pattern))]
+  kinds = infer_kinds(sorted(range_files) or files)
   return (pipeline
           | 'CsvFiles' >> beam.Create(files)
           | 'ArrowEncode' >> beam.ParDo(_EncodeFile(kinds)))
@@ -225,9 +231,13 @@ class Executor(direct_write.DirectWriteExecutor):
   """CsvExampleGen's executor, reading with pyarrow (see module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    return _ArrowCsvToExample
+    return span_range.every_span(_ArrowCsvToExample)
 
 
 class ArrowCsvExampleGen(csv_component.CsvExampleGen):
-  """CsvExampleGen, same parameters and outputs, with the Arrow executor."""
+  """CsvExampleGen, same parameters and outputs, with the Arrow executor.
+
+  It also reads a range of spans (`span_range`).
+  """
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+  DRIVER_CLASS = span_range.SpanRangeDriver

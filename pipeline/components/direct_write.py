@@ -8,7 +8,7 @@ in the order they arrived, so it costs the memory and shuffles nothing.
 splits, files (gzipped TFRecords named `data_tfrecord-*`) and artifact
 properties; on every other runner (Dataflow shuffles for real, spilling to
 disk) it is the base executor. The project's ExampleGen executors (CSV,
-Parquet, Avro, SQL) all derive from it.
+Parquet, Avro, TFRecord, SQL) all derive from it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""ExampleGens for Parquet and Avro files, on TFX's FileBasedExampleGen.
+"""ExampleGens for Parquet, Avro and TFRecord files, on TFX's own.
 
-TFX ships executors for both formats
+TFX ships executors for Parquet and Avro
 (`tfx.components.example_gen.custom_executors`): Beam's `ReadFromParquet` /
 `ReadFromAvro`, then `example_gen.utils.dict_to_example` for each row. That
 last step tests `if not value:` to find a missing value, so it also turns
@@ -13,7 +13,10 @@ These executors keep TFX's readers and its base executor (split by hash,
 write, artifact properties; without the Reshuffle on the DirectRunner, see
 `direct_write`) and replace only that conversion with
 `to_example`, under which only null (and NaN, pandas' missing value) is
-missing.
+missing. TFRecord files of tf.Examples go through ImportExampleGen's own
+reader, with the same base executor.
+
+All three read a range of spans in one run (`span_range`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,17 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 from tfx.components.example_gen import component as example_gen_component
+from tfx.components.example_gen.import_example_gen import (
+  component as import_example_gen,
+)
+from tfx.components.example_gen.import_example_gen import (
+  executor as import_executor,
+)
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
 from pipeline.components import direct_write
+from pipeline.components import span_range
 
 
 def _values(value: Any) -> List[Any]:
@@ -112,21 +122,38 @@ class ParquetExecutor(direct_write.DirectWriteExecutor):
   """Parquet rows -> tf.Examples (see the module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    return _ParquetToExample
+    return span_range.every_span(_ParquetToExample)
 
 
 class AvroExecutor(direct_write.DirectWriteExecutor):
   """Avro records -> tf.Examples (see the module doc)."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    return _AvroToExample
+    return span_range.every_span(_AvroToExample)
+
+
+class TFRecordExecutor(direct_write.DirectWriteExecutor):
+  """ImportExampleGen's reader, the records taken as they are."""
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    # TFX's method builds its reader without reading the executor's state.
+    return span_range.every_span(
+        import_executor.Executor.GetInputSourceToExamplePTransform(self))
 
 
 class ParquetExampleGen(example_gen_component.FileBasedExampleGen):
   """FileBasedExampleGen over Parquet files: same parameters and outputs."""
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ParquetExecutor)
+  DRIVER_CLASS = span_range.SpanRangeDriver
 
 
 class AvroExampleGen(example_gen_component.FileBasedExampleGen):
   """FileBasedExampleGen over Avro files: same parameters and outputs."""
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(AvroExecutor)
+  DRIVER_CLASS = span_range.SpanRangeDriver
+
+
+class TFRecordExampleGen(import_example_gen.ImportExampleGen):
+  """ImportExampleGen, same parameters and outputs, with `direct_write`."""
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(TFRecordExecutor)
+  DRIVER_CLASS = span_range.SpanRangeDriver

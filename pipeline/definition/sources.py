@@ -8,21 +8,20 @@ same whatever the format. The caller gives the component its stable id.
 - Parquet, Avro: FileBasedExampleGen with the executors of
   `pipeline.components.record_example_gen` (TFX's readers, with a value
   conversion that keeps zeros).
-- TFRecord: TFX's ImportExampleGen, which takes the tf.Examples as they are
-  (gzip for `.gz` names, else uncompressed).
+- TFRecord: TFX's ImportExampleGen reader, which takes the tf.Examples as
+  they are (gzip for `.gz` names, else uncompressed), in
+  `record_example_gen.TFRecordExampleGen`.
 - A SQL query (`--sql-url`, `--query`): `SqlExampleGen`, through SQLAlchemy.
 
 A data root of span folders (`pipeline.definition.spans`) is read one span
-per run, through TFX's `{SPAN}` input pattern, by the same ExampleGens.
+per run, through TFX's `{SPAN}` input pattern, by the same ExampleGens, or
+one range of spans per run (`pipeline.components.span_range`).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from tfx.components.example_gen.import_example_gen import (
-  component as import_example_gen,
-)
 from tfx.dsl.components.base import base_component
 from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
@@ -38,7 +37,7 @@ _EXAMPLE_GENS = {
     input_formats.CSV: arrow_csv_example_gen.ArrowCsvExampleGen,
     input_formats.PARQUET: record_example_gen.ParquetExampleGen,
     input_formats.AVRO: record_example_gen.AvroExampleGen,
-    input_formats.TFRECORD: import_example_gen.ImportExampleGen,
+    input_formats.TFRECORD: record_example_gen.TFRecordExampleGen,
 }
 
 
@@ -49,7 +48,8 @@ def example_gen(input_format: str, data_root: str,
                 ) -> base_component.BaseComponent:
   """The ExampleGen that reads every file in `data_root` as `input_format`.
 
-  With `spans`, every file of one span folder: the latest, or `spans.span`.
+  With `spans`, every file of one span folder: the latest, or `spans.span`;
+  or of the span folders `spans.first` to `spans.span`.
   With `sql`, the one that reads its query instead.
 
   Raises:
@@ -72,7 +72,8 @@ def example_gen(input_format: str, data_root: str,
   if spans.span is not None:
     range_config = range_config_pb2.RangeConfig(
         static_range=range_config_pb2.StaticRange(
-            start_span_number=spans.span, end_span_number=spans.span))
+            start_span_number=spans.first or spans.span,
+            end_span_number=spans.span))
   return component_class(
       input_base=data_root, output_config=output_config,
       input_config=example_gen_pb2.Input(splits=[

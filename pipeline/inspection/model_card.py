@@ -82,7 +82,7 @@ class DataSection:
   """What the model was trained and judged on."""
   sources: Tuple[str, ...]
   input_note: str
-  span: Optional[int]
+  span: Optional[str]  # '3', or '1-3' for a range of spans.
   rows: Mapping[str, int]
   schema_file: str
   schema_sha256: str
@@ -199,7 +199,7 @@ def _data_section(run: run_model.Run, summary: run_summary.RunSummary
   return DataSection(
       sources=tuple(sources),
       input_note=data.note,
-      span=summary.span,
+      span=summary.span_flag(),
       rows=row_counts(run),
       schema_file=_string_property(schema, 'schema_file'),
       schema_sha256=sha,

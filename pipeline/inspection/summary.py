@@ -38,6 +38,7 @@ from tfx.utils import io_utils
 from models import hyperparameters
 from models import model_config
 from pipeline.components import anomaly_gate
+from pipeline.components import span_range
 from pipeline.definition import evaluation
 from pipeline.definition import pipeline as pipeline_ids
 from pipeline.inspection import metadata_location
@@ -92,10 +93,19 @@ class RunSummary:
   model_unchanged: bool = False
   blessed_in_run: Optional[str] = None
   serving_model: Optional[str] = None
-  # The span ExampleGen read (data in span-N folders, or a query's {SPAN}).
+  # The span ExampleGen read (data in span-N folders, or a query's {SPAN});
+  # the last of a range, whose first is `first_span`.
   span: Optional[int] = None
+  first_span: Optional[int] = None
   # With --tune: the Tuner's search record (its trials and verdict).
   tuning: Optional[hyperparameters.SearchRecord] = None
+
+  def span_flag(self) -> Optional[str]:
+    """The span as --span writes it: '3', or '1-3' for a range; or None."""
+    if self.span is None:
+      return None
+    return (f'{self.first_span}-{self.span}' if self.first_span is not None
+            else str(self.span))
 
   def component(self, component_id: str) -> Optional[ComponentRun]:
     for run in self.components:
@@ -142,6 +152,8 @@ def summarize(run: run_model.Run) -> RunSummary:
     span = (examples.custom_properties.get('span') or
             examples.properties.get('span'))
     summary.span = (span.int_value or None) if span is not None else None
+    first = examples.custom_properties.get(span_range.FIRST_SPAN)
+    summary.first_span = first.int_value if first is not None else None
   schemas = {}
   for execution in run.executions:
     schema = execution.output(SCHEMA_KEY)
@@ -322,8 +334,11 @@ def lower_bound_text(value: float, at_least: str = '≥') -> str:
 
 def format_summary(summary: RunSummary) -> str:
   """Multi-line text for the terminal."""
-  lines = [f'Run {summary.run_id}' + (
-      f' (span {summary.span})' if summary.span is not None else '')]
+  spans = ''
+  if summary.span is not None:
+    spans = (f' (span {summary.span})' if summary.first_span is None else
+             f' (spans {summary.span_flag()})')
+  lines = [f'Run {summary.run_id}{spans}']
   for run in summary.components:
     lines.append(f'  {run.component_id:<28} {run.state:<9} {run.seconds:7.1f}s')
   if summary.training_info:

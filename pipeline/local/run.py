@@ -98,12 +98,14 @@ def run(config: Optional[config_lib.PipelineConfig],
       if config.spans is not None:
         # The span ExampleGen's driver will read: the same rule.
         print(spans_lib.describe(config.data_root, config.spans), flush=True)
-      print(input_check.check(spans_lib.input_folder(config.data_root,
-                                                     config.spans),
-                              config.schema_path,
-                              config.dataset, config.gate.allowed_anomalies,
-                              input_format=config.input_format
-                              ).summary(), flush=True)
+      folders = spans_lib.input_folders(config.data_root, config.spans)
+      for folder in folders:
+        # A range of spans: each folder is checked, and named.
+        named = f'{os.path.basename(folder)}: ' if len(folders) > 1 else ''
+        print(named + input_check.check(
+            folder, config.schema_path, config.dataset,
+            config.gate.allowed_anomalies,
+            input_format=config.input_format).summary(), flush=True)
     # Held until run() returns (or the process dies): one run per output dir.
     lock = run_lock.acquire(layout.root, lock_timeout_s)
   except metadata_location.MetadataStoreError as e:

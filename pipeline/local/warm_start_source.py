@@ -8,7 +8,8 @@ taking everything from the cache and skipping the Evaluator
 the pipeline is built, as a fixed function of the data the run reads:
 
 * data in spans (`span-N/`, or a query with `{SPAN}`): the latest blessed
-  model trained on an earlier span;
+  model trained on an earlier span (for a range `--span A-B`: on a span
+  before B);
 * data without spans: the latest blessed model trained on other data, whose
   input fingerprint differs from today's. That fingerprint is ExampleGen's
   own (for files: their count, bytes and modification times, computed here
@@ -37,6 +38,7 @@ from tfx.utils import proto_utils
 from models import features
 from models import model_config as model_lib
 from pipeline import flags as cli
+from pipeline.components import span_range
 from pipeline.definition import config as config_lib
 from pipeline.definition import sources
 from pipeline.inspection import run_model
@@ -84,6 +86,11 @@ def todays_data(config: config_lib.PipelineConfig) -> Tuple[int, str]:
   props = example_gen.exec_properties
   input_config = proto_utils.json_to_proto(props['input_config'],
                                            example_gen_pb2.Input())
+  span_range_asked = span_range.static_range(props.get('range_config'))
+  if span_range_asked is not None:  # --span A-B: as SpanRangeDriver will.
+    fingerprint, _ = span_range.resolve(
+        props['input_base'], list(input_config.splits), *span_range_asked)
+    return span_range_asked[1], fingerprint
   range_config = (proto_utils.json_to_proto(
       props['range_config'], range_config_pb2.RangeConfig())
                   if props.get('range_config') else None)

@@ -43,6 +43,7 @@ from typing import List
 from typing import Mapping
 from typing import Optional
 from typing import Tuple
+from typing import Union
 
 from ml_metadata import errors as mlmd_errors
 from ml_metadata.proto import metadata_store_pb2
@@ -118,12 +119,13 @@ def _flatten(prefix: str, value: Any, into: Dict[str, str]) -> None:
 
 
 def params_of(config: config_lib.PipelineConfig,
-              span: Optional[int] = None) -> Dict[str, str]:
+              span: Optional[Union[int, str]] = None) -> Dict[str, str]:
   """The run's config as MLflow parameters; never a password.
 
   Args:
     config: The run's config.
-    span: The span ExampleGen read (from MLMD), when the data has spans.
+    span: The span ExampleGen read (from MLMD), when the data has spans:
+      its number, or 'A-B' for a range.
   """
   spec = config.dataset
   params = {
@@ -278,7 +280,7 @@ def request_for(run: run_model.Run, summary: run_summary.RunSummary,
       'run_name': run.run_id,
       'start_time_ms': run.create_time_ms or None,
       'status': 'FAILED' if failed else mlflow_worker.FINISHED,
-      'params': {**params_of(config, summary.span),
+      'params': {**params_of(config, summary.span_flag()),
                  **trained_params(summary)},
       'metrics': metrics_of(summary),
       'tags': tags_of(run, summary, metadata),
