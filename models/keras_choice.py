@@ -19,6 +19,8 @@ import sys
 ENV_VAR = 'TF_USE_LEGACY_KERAS'
 ENV_VALUE = '1'
 _LEGACY_KERAS_PACKAGE = 'tf_keras'
+# Libraries written for graph mode that AutoGraph's own rules do not name.
+_GRAPH_MODE_PACKAGES = (_LEGACY_KERAS_PACKAGE, 'tensorflow_transform')
 
 
 def select_keras() -> None:
@@ -50,21 +52,25 @@ def require_legacy_keras() -> None:
 
 
 def skip_autograph_of_keras() -> None:
-  """AutoGraph leaves tf-keras' code as it is, as it does for `keras`.
+  """AutoGraph leaves tf-keras' and tf.Transform's code as it is.
 
   TensorFlow's AutoGraph rules skip the `tensorflow` and `keras` packages,
   whose code is written for graph mode, but not `tf_keras`, the same Keras
   2 under its new name. So the first `fit`, `evaluate` or load of a Keras
   model in a process rewrote the Python source of every Keras layer,
   metric, loss and optimizer it reached: about 20 s of CPU on the sample,
-  in the Trainer, each Tuner trial's process and the Evaluator. Our own
-  code (a `preprocessing_fn`, a custom layer) is still converted.
+  in the Trainer, each Tuner trial's process and the Evaluator.
+  `tensorflow_transform`, also graph-mode code, was rewritten each time
+  Transform traced the `preprocessing_fn` and each time the Trainer traced
+  a signature around `TransformFeaturesLayer`. Our own code (a
+  `preprocessing_fn`, a custom layer, a signature) is still converted.
   Idempotent.
   """
   # pylint: disable-next=g-import-not-at-top
   from tensorflow.python.autograph.core import config as autograph_config
-  rules = autograph_config.CONVERSION_RULES
-  skip = autograph_config.DoNotConvert(_LEGACY_KERAS_PACKAGE)
-  if not any(isinstance(rule, autograph_config.DoNotConvert) and
-             rule.matches(_LEGACY_KERAS_PACKAGE) for rule in rules):
-    autograph_config.CONVERSION_RULES = (skip, *rules)
+  for package in _GRAPH_MODE_PACKAGES:
+    rules = autograph_config.CONVERSION_RULES
+    if not any(isinstance(rule, autograph_config.DoNotConvert) and
+               rule.matches(package) for rule in rules):
+      autograph_config.CONVERSION_RULES = (
+          autograph_config.DoNotConvert(package), *rules)

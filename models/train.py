@@ -244,7 +244,11 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   _write_training_info(fn_args.model_run_dir, strategy, global_batch,
                        {**resumed, 'hyperparameters': tuned, **warm})
 
-  model.save(fn_args.serving_model_dir, save_format='tf',
+  # Without the traced call functions of every layer, which only a Keras
+  # revival of the model reads: every reader here (TFMA as `tf_generic`,
+  # the REST server, FeatureAttributions, the contract tests) calls the
+  # signatures, and warm start reads the checkpoint and the object graph.
+  model.save(fn_args.serving_model_dir, save_format='tf', save_traces=False,
              signatures=signatures.make_signatures(
                  model, tf_transform_output, spec))
   # What a request may carry, for the REST server (serving/).

@@ -16,6 +16,7 @@ import sys
 import warnings
 
 from models import keras_choice
+from pipeline.local import process_exit
 
 
 def main(argv=None) -> int:
@@ -75,5 +76,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  process_exit.exit_process(main())
 

@@ -16,9 +16,6 @@ from apache_beam.testing import util as beam_util
 import pytest
 import tensorflow as tf
 from tfx.components.example_gen import utils as tfx_example_gen_utils
-from tfx.components.example_gen.import_example_gen import (
-  component as import_example_gen,
-)
 
 from pipeline.components import arrow_csv_example_gen
 from pipeline.components import record_example_gen
@@ -114,7 +111,7 @@ def _config(input_format: str, data_root: str = '/data'
     (input_formats.CSV, arrow_csv_example_gen.ArrowCsvExampleGen),
     (input_formats.PARQUET, record_example_gen.ParquetExampleGen),
     (input_formats.AVRO, record_example_gen.AvroExampleGen),
-    (input_formats.TFRECORD, import_example_gen.ImportExampleGen),
+    (input_formats.TFRECORD, record_example_gen.TFRecordExampleGen),
 ])
 def test_create_pipeline_picks_the_example_gen_and_keeps_its_id(
     input_format, component_class):
@@ -132,8 +129,7 @@ def test_create_pipeline_picks_the_example_gen_and_keeps_its_id(
 @pytest.mark.parametrize('input_format, executor', [
     ('parquet', 'pipeline.components.record_example_gen.ParquetExecutor'),
     ('avro', 'pipeline.components.record_example_gen.AvroExecutor'),
-    ('tfrecord', 'tfx.components.example_gen.import_example_gen.executor.'
-                 'Executor'),
+    ('tfrecord', 'pipeline.components.record_example_gen.TFRecordExecutor'),
 ])
 def test_kubeflow_spec_compiles_with_the_formats_executor(
     input_format, executor, tmp_path):

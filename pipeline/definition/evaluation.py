@@ -170,6 +170,11 @@ def eval_config(spec: features.DatasetSpec,
       tfma.SlicingSpec(feature_keys=[key]) for key in spec.slice_features]
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
+          # The serving signature is all TFMA calls. Without a type, TFMA
+          # loads the whole Keras model once just to find out that it is
+          # one, then revives it as Keras again in each worker: about 3.5 s
+          # of the Evaluator's time on the taxi data, for the same metrics.
+          model_type='tf_generic',
           signature_name='serving_default',
           prediction_key=signatures.prediction_key(spec.task),
           label_key=spec.transformed_label_key,
