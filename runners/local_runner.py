@@ -1,4 +1,4 @@
-"""Runs the pipeline here: LocalDagRunner, SQLite or MySQL MLMD, DirectRunner.
+"""Runs the pipeline here: TFX launchers, SQLite or MySQL MLMD, DirectRunner.
 
     python runners/local_runner.py --data-root data/taxi --output-dir outputs
     python runners/local_runner.py --data-root DIR --label COLUMN \

@@ -37,9 +37,9 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from models import keras_choice
 from pipeline.airflow import dag as airflow_dag
-from pipeline.airflow import nodes
 from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import run_model
+from pipeline.orchestration import nodes
 from pipeline.tracking import mlflow_log
 from tests import pipeline_state
 from tests.conftest import E2E_TRAIN_STEPS
@@ -305,7 +305,8 @@ def test_tune_adds_a_tuner_task_before_the_trainer(loaded_dag, tmp_path):
   upstreams = dag_upstreams(args)
   plain = loaded_dag['found']['dags'][PIPELINE_NAME]['tasks']
   assert set(upstreams) == set(plain) | {'Tuner'}
-  assert upstreams['Tuner'] == ['Transform']
+  # Nothing is tuned or trained on data the gates stopped.
+  assert upstreams['Tuner'] == ['AnomalyGate', 'DriftGate', 'Transform']
   assert 'Tuner' in upstreams['Trainer']
 
 

@@ -14,7 +14,8 @@ The rules (docs/design.md):
 - `pipeline.tracking` never imports the run-times, cloud or flag code: it
   logs a run read back from MLMD, whoever ran it.
 - `pipeline.local` and `pipeline.airflow` never import each other: they are
-  two ways to run the same definition.
+  two ways to run the same definition. What both launch a node with,
+  `pipeline.orchestration`, imports neither (nor the definition).
 - `serving/` (the REST server, monitor and batch predictions) imports
   `models/` and `pipeline`'s read-only helpers, never a run-time, cloud,
   flag or tracking code; neither `models/` nor `pipeline/` imports it.
@@ -61,6 +62,11 @@ RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # The local and the Airflow run-times are alternatives.
     ('pipeline.local', ('pipeline.airflow',)),
     ('pipeline.airflow', ('pipeline.local',)),
+    # What both run-times launch a node with depends on neither.
+    ('pipeline.orchestration', ('pipeline.local', 'pipeline.airflow',
+                                'pipeline.cloud', 'pipeline.flags',
+                                'pipeline.inspection', 'pipeline.tracking',
+                                'pipeline.definition')),
 )
 
 
@@ -234,7 +240,7 @@ def airflow_importers(root: pathlib.Path) -> List[str]:
 def test_only_the_airflow_package_imports_airflow(tmp_path):
   assert airflow_importers(REPO_ROOT) == []
   graph = import_graph(REPO_ROOT)
-  assert 'pipeline.airflow.nodes' in graph['pipeline.airflow.launcher']
+  assert 'pipeline.orchestration.nodes' in graph['pipeline.airflow.launcher']
   root = _tree_with(tmp_path, 'pipeline.local.dag',
                     '\nfrom tfx.orchestration.airflow import '
                     'airflow_dag_runner\n')

@@ -68,18 +68,19 @@ EXPECTED_UPSTREAM = {
     # On by default, and compiled: its baseline is a record, not a Resolver.
     P.DRIFT_GATE: {P.EXAMPLE_GEN, P.STATISTICS_GEN, P.IMPORT_SCHEMA_GEN,
                    P.ANOMALY_GATE},
-    P.TRANSFORM: {P.EXAMPLE_GEN, P.IMPORT_SCHEMA_GEN, P.ANOMALY_GATE,
-                  P.DRIFT_GATE},
-    P.TRAINER: {P.TRANSFORM, P.IMPORT_SCHEMA_GEN},
+    # Beside StatisticsGen and the gates: it reads nothing they write.
+    P.TRANSFORM: {P.EXAMPLE_GEN, P.IMPORT_SCHEMA_GEN},
+    # Nothing is trained on data the gates stopped.
+    P.TRAINER: {P.TRANSFORM, P.IMPORT_SCHEMA_GEN, P.ANOMALY_GATE,
+                P.DRIFT_GATE},
     BLESSING_RESOLVER: set(),
     MODEL_RESOLVER: {BLESSING_RESOLVER},
     P.MODEL_CHANGE_CHECK: {P.TRAINER, MODEL_RESOLVER},
     P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER,
                   P.MODEL_CHANGE_CHECK},
     P.PUSHER: {P.TRAINER, P.EVALUATOR, P.MODEL_CHANGE_CHECK},
-    # After the Pusher, so that it never delays or blocks a push.
-    P.FEATURE_ATTRIBUTIONS: {P.EXAMPLE_GEN, P.TRAINER, P.MODEL_CHANGE_CHECK,
-                             P.PUSHER},
+    # Beside the Evaluator; nothing waits for it, so it never blocks a push.
+    P.FEATURE_ATTRIBUTIONS: {P.EXAMPLE_GEN, P.TRAINER, P.MODEL_CHANGE_CHECK},
 }
 
 
@@ -379,9 +380,11 @@ def _tuner_paths(job: dict) -> Set[str]:
 def test_tune_compiles_the_tuner_before_the_trainer(spec_tuned):
   tasks = _tasks(spec_tuned)
   assert set(tasks) == set(EXPECTED_UPSTREAM) | {P.TUNER}
-  assert _upstream(tasks[P.TUNER]) == {P.TRANSFORM}
-  assert _upstream(tasks[P.TRAINER]) == (
-      EXPECTED_UPSTREAM[P.TRAINER] | {P.TUNER})
+  # The gates hold back the first training node: here the Tuner.
+  assert _upstream(tasks[P.TUNER]) == {P.TRANSFORM, P.ANOMALY_GATE,
+                                       P.DRIFT_GATE}
+  assert _upstream(tasks[P.TRAINER]) == {P.TRANSFORM, P.IMPORT_SCHEMA_GEN,
+                                         P.TUNER}
   hyperparameters = tasks[P.TRAINER]['inputs']['artifacts']['hyperparameters']
   assert hyperparameters['taskOutputArtifact'] == {
       'producerTask': P.TUNER, 'outputArtifactKey': 'best_hyperparameters'}

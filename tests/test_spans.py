@@ -20,7 +20,7 @@ from tests import robustness
 from tests.conftest import PIPELINE_NAME
 from tests.conftest import SAMPLE_DATA
 
-TRAINING_AND_AFTER = ('Transform', 'Trainer', 'Evaluator', 'Pusher')
+TRAINING_AND_AFTER = ('Trainer', 'Evaluator', 'Pusher')
 
 
 def _spans(root: pathlib.Path, *names: str) -> pathlib.Path:

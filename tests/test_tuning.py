@@ -404,7 +404,10 @@ def test_the_tuner_feeds_the_trainer_only_with_tune(tmp_path):
   assert json.loads(tuner.exec_properties['train_args'])['num_steps'] == 100
   assert json.loads(tuner.exec_properties['custom_config'])['tuning'] == {
       'max_trials': 3, 'time_budget_s': 600.0}
-  assert {u.id for u in tuner.upstream_nodes} == {'Transform'}
+  # The gates hold back the first training node: the Tuner.
+  assert {u.id for u in tuner.upstream_nodes} == {
+      'Transform', 'AnomalyGate', 'DriftGate'}
+  assert 'AnomalyGate' not in {u.id for u in trainer.upstream_nodes}
   assert trainer.inputs['hyperparameters'].producer_component_id == 'Tuner'
   assert trainer.inputs['hyperparameters'].output_key == (
       'best_hyperparameters')

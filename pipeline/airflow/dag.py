@@ -274,8 +274,8 @@ def end_of_run(argv: Sequence[str], dag_run: Any = None,
     ComponentTasksFailedError: A component task failed; it is named.
   """
   # pylint: disable=g-import-not-at-top
-  from pipeline.airflow import nodes
   from pipeline.inspection import run_model
+  from pipeline.orchestration import nodes
   from pipeline.tracking import run_end
   from pipeline.tracking import tracker as tracker_lib
   # pylint: enable=g-import-not-at-top

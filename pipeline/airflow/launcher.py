@@ -54,7 +54,7 @@ from tfx.orchestration.launcher import base_component_launcher
 from tfx.orchestration.portable import data_types as portable_data_types
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline.airflow import nodes
+from pipeline.orchestration import nodes
 
 
 class CompiledPipeline(base_component_config.BaseComponentConfig):

@@ -21,8 +21,9 @@ Choices, and why:
   its spread. The seed fixes the sample and every permutation, so a re-run
   on the same model gives the same numbers.
 * **No gate.** The result is reported (run report, notebook), never
-  judged. The component runs after the Pusher, so it never delays a push
-  or blocks one.
+  judged. Nothing waits for it, the Pusher included, so it never blocks a
+  push; the local runner runs it beside the Evaluator, in another process,
+  so it does not delay one either.
 
 Output: a `tabular.FeatureAttributions` artifact holding `attributions.json`
 (`read` below parses it). A regression run also keeps the sample's labels

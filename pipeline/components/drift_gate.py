@@ -24,7 +24,7 @@ compare the data with itself. The record means the same thing under every
 orchestrator (local, Airflow, Vertex) and is read and written with
 `tf.io.gfile`, so a gs:// pipeline root works too.
 
-`add_to_pipeline` wires the gate between the anomaly gate and Transform.
+`add_to_pipeline` wires the gate between the anomaly gate and training.
 """
 
 import datetime
@@ -291,7 +291,7 @@ def add_to_pipeline(components: List, example_gen, statistics_gen,
     import_schema_gen: Provides the curated schema.
     after: Node that must succeed first (the anomaly gate), so that data
       with schema anomalies never becomes the baseline.
-    before: Node that must wait for the gate (Transform).
+    before: Node that must wait for the gate (the Tuner or the Trainer).
     allowed_anomaly_types: GateConfig.allowed_anomalies.
     baseline_record: `baseline_record_path(pipeline root, name)`.
   """

@@ -146,8 +146,8 @@ def create_pipeline(
       # the raw data; Transform's own pre- and post-transform statistics
       # would be two more TFDV passes that nothing reads.
       disable_statistics=True,
+      disable_analyzer_cache=True,
   ).with_id(TRANSFORM)
-  transform.add_upstream_node(gate)
 
   training = config.training
   tuner = None
@@ -179,6 +179,11 @@ def create_pipeline(
       hyperparameters=(tuner.outputs['best_hyperparameters']
                        if tuner is not None else None),
   ).with_id(TRAINER)
+  # Nothing is trained on data the gates stopped. Transform does not wait for
+  # them: it reads nothing they write, so a runner may run it beside
+  # StatisticsGen and the gates.
+  first_training_node = tuner if tuner is not None else trainer
+  first_training_node.add_upstream_node(gate)
 
   baseline_resolver = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
@@ -213,14 +218,14 @@ def create_pipeline(
     ).with_id(PUSHER)
 
     # Permutation importance of the candidate on the test split; reported,
-    # never gated. After the Pusher, so it never delays or blocks a push.
+    # never gated, so the Pusher does not wait for it. Beside the Evaluator:
+    # the local runner runs it in its component worker, on another core.
     feature_attributions = attributions.FeatureAttributions(
         model=trainer.outputs['model'],
         examples=example_gen.outputs['examples'],
         dataset=json.dumps(dataset, sort_keys=True),
         split=evaluation.TEST_SPLIT,
     ).with_id(FEATURE_ATTRIBUTIONS)
-    feature_attributions.add_upstream_node(pusher)
 
   components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
                 example_validator, gate, transform, trainer,
@@ -231,7 +236,7 @@ def create_pipeline(
   if config.gate.check_drift:
     drift_gate.add_to_pipeline(
         components, example_gen, statistics_gen, import_schema_gen, after=gate,
-        before=transform, allowed_anomaly_types=config.gate.allowed_anomalies,
+        before=first_training_node, allowed_anomaly_types=config.gate.allowed_anomalies,
         baseline_record=drift_gate.baseline_record_path(
             config.pipeline_root, config.pipeline_name))
   return _pipeline(config, components, metadata_connection_config)

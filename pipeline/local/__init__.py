@@ -1,1 +1,1 @@
-"""The local run-time: preflight, run lock, progress and the LocalDagRunner call."""
+"""The local run-time: preflight, run lock, progress and the concurrent DAG run."""

@@ -1,4 +1,4 @@
-"""Runs an accepted pipeline with LocalDagRunner and reports the outcome.
+"""Runs an accepted pipeline, components side by side, and reports the outcome.
 
 Imported by `pipeline.local.run` only after the preflight accepted the input
 and the run lock is held, because importing TFX takes most of a refusal's
@@ -17,7 +17,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.orchestration.local import local_dag_runner
 
 from models import keras_choice
 from pipeline import flags as cli
@@ -27,9 +26,11 @@ from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
+from pipeline.local import concurrent_runner
 from pipeline.local import drafting
 from pipeline.local import progress
 from pipeline.local import warm_start_source
+from pipeline.local import worker_client
 from pipeline.tracking import run_end
 from pipeline.tracking import tracker as tracker_lib
 import schema as schema_lib
@@ -60,7 +61,17 @@ def simulate_cpu_devices(count: int) -> None:
       cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout
+# Nodes the component worker runs, on another core, while this process
+# runs Transform: StatisticsGen and Transform both read the examples, and
+# neither waits for the other.
+WORKER_NODES = (pipeline_lib.STATISTICS_GEN, pipeline_lib.FEATURE_ATTRIBUTIONS)
+# A gate's verdict explains a failed run better than an error of a node
+# that ran beside it on the same rejected data (Transform).
+ERROR_PRECEDENCE = (pipeline_lib.ANOMALY_GATE, pipeline_lib.DRIFT_GATE)
+
+
+def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout,
+             worker: Optional[worker_client.NodeWorker] = None
              ) -> Optional[Exception]:
   """Runs a pipeline with progress lines; returns its error, if any."""
   # One line per component start and finish, read from MLMD as it goes.
@@ -68,7 +79,9 @@ def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout
       layout.metadata_location, pipeline.pipeline_info.pipeline_name,
       total=len(pipeline.components)).start()
   try:
-    local_dag_runner.LocalDagRunner().run(pipeline)
+    concurrent_runner.ConcurrentDagRunner(
+        worker=worker, worker_nodes=WORKER_NODES,
+        error_precedence=ERROR_PRECEDENCE).run(pipeline)
   except Exception as e:  # pylint: disable=broad-except
     # Reported by the caller, after the summary of what did run.
     return e
@@ -154,12 +167,14 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
             draft: Optional[cli.DraftRequest] = None,
             config_for: Optional[Callable[[dataset_config.DatasetConfig],
                                           config_lib.PipelineConfig]] = None,
-            tracker: Optional[tracker_lib.Tracker] = None) -> int:
+            tracker: Optional[tracker_lib.Tracker] = None,
+            worker: Optional[worker_client.NodeWorker] = None) -> int:
   """Runs the DAG, then prints the summary and writes the report.
 
   Then it writes the pushed model's card and logs the run to MLflow through
   `tracker`, an MLflow worker already started (one is started here when
-  None and the layout logs to MLflow).
+  None and the layout logs to MLflow). `worker`, a component worker
+  already started, runs `WORKER_NODES`; None runs them here.
 
   Returns:
     0 when the run finished (blessed or not), 1 when a component failed.
@@ -181,7 +196,7 @@ def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
   pipeline = pipeline_lib.create_pipeline(config, connection_config(layout))
   if tracker is None:  # run.py starts it sooner, before TFX's import.
     tracker = tracker_lib.start(layout.tracking, layout.root)
-  error = _run_dag(pipeline, layout)
+  error = _run_dag(pipeline, layout, worker)
   location = layout.metadata_location
   try:
     run = run_model.find_run(run_model.open_store(location),

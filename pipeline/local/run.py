@@ -12,6 +12,7 @@ import logging as std_logging
 import os
 import sys
 from typing import Callable
+from typing import List
 from typing import Optional
 
 from absl import logging
@@ -26,6 +27,7 @@ from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
 from pipeline.local import secret_filter
 from pipeline.local import sql_preflight
+from pipeline.local import worker_client
 from pipeline.tracking import tracker as tracker_lib
 
 # Exit code of a run whose metadata store (--metadata-url) cannot be used.
@@ -124,16 +126,40 @@ def run(config: Optional[config_lib.PipelineConfig],
   # MLflow's import (seconds of CPU) overlaps TFX's and the run, in a worker
   # process (pipeline/tracking/tracker.py); None with --no-mlflow.
   tracker = tracker_lib.start(layout.tracking, layout.root)
+  # The component worker too: it imports TFX and TFDV while this process
+  # does, and runs StatisticsGen beside Transform (pipeline/local/dag.py).
+  worker = (worker_client.NodeWorker.start(verbose, _secrets(layout))
+            if _cores() >= 2 else None)
   try:
     # TFX logs the MLMD connection config, password included, at INFO.
     with secret_filter.masked_logs(_scrubber(layout)):
       # pylint: disable-next=g-import-not-at-top
       from pipeline.local import dag  # TFX and TensorFlow: only from here on.
       return dag.execute(config, layout, cpu_replicas=cpu_replicas,
-                         draft=draft, config_for=config_for, tracker=tracker)
+                         draft=draft, config_for=config_for, tracker=tracker,
+                         worker=worker)
   finally:
+    if worker is not None:
+      worker.close()
     tracker_lib.close(tracker)
     lock.release()
+
+
+def _cores() -> int:
+  """CPUs this process may use."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # Not Linux.
+    return os.cpu_count() or 1
+
+
+def _secrets(layout: cli.OutputLayout) -> List[str]:
+  """The passwords a log line must never show: the MySQL store's and the
+  SQL source's."""
+  secrets = [os.environ.get(cli.SQL_PASSWORD_ENV) or '']
+  if layout.metadata is not None:
+    secrets.extend(layout.metadata.secrets)  # Each form a log may show.
+  return [secret for secret in secrets if secret]
 
 
 def _scrubber(layout: cli.OutputLayout) -> Callable[[str], str]:

@@ -149,6 +149,9 @@ def _answer(stream, message: Dict[str, Any]) -> None:
 
 
 def main() -> int:
+  # Nothing here is needed before the run ends: the run's own imports and
+  # components come first on a busy machine.
+  os.nice(10)
   # The answer gets stdout to itself: whatever MLflow prints (progress bars
   # of uploads, ...) goes to stderr, from Python and from native code.
   answers = os.fdopen(os.dup(sys.stdout.fileno()), 'w', encoding='utf-8')

@@ -1,9 +1,10 @@
 """One node of a compiled pipeline, run as LocalDagRunner runs it.
 
-The TFX half of the Airflow launcher (`launcher.py`), without Airflow: the
-pipeline run id of a DAG run, the IR with that id filled in, the body of
-LocalDagRunner's loop for one node, and the check that the node's execution
-really succeeded.
+The TFX half of the Airflow launcher (`pipeline/airflow/launcher.py`) and of
+the local concurrent runner (`pipeline/local/concurrent_runner.py`),
+without Airflow: the pipeline run id of a DAG run, the IR with a run id
+filled in, the body of LocalDagRunner's loop for one node, and the check
+that the node's execution really succeeded.
 """
 
 from __future__ import annotations
@@ -128,6 +129,17 @@ def check_succeeded(config: metadata_store_pb2.ConnectionConfig,
   detail = f': {message}' if message else ''
   raise NodeFailedError(f'{node_id}: its execution {execution_id} ended '
                         f'{state} in ML Metadata{detail}')
+
+
+def run_and_check(ir: pipeline_pb2.Pipeline, node_id: str) -> None:
+  """`run_node`, then `check_succeeded` unless the node was skipped.
+
+  Raises:
+    NodeFailedError: The launcher returned, but the execution failed.
+  """
+  info = run_node(ir, node_id)
+  if info is not None and info.execution_id is not None:
+    check_succeeded(connection_config(ir), info.execution_id, node_id)
 
 
 def completed_execution(ir: pipeline_pb2.Pipeline, node_id: str

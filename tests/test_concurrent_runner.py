@@ -1,0 +1,228 @@
+"""The local runner's scheduler and its component worker process.
+
+`ConcurrentDagRunner` (pipeline/local/concurrent_runner.py) launches a node
+once its upstream nodes are done, several at once, some in the component
+worker (pipeline/local/node_worker.py). These tests run it on tiny real
+TFX pipelines (tests/concurrent_components.py) with a real SQLite MLMD
+store: no timing, only who ran, in which process, and what was recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Dict
+from typing import List
+
+import pytest
+from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+
+from pipeline.inspection import run_model
+from pipeline.local import concurrent_runner
+from pipeline.local import worker_client
+from tests import concurrent_components as cc
+
+NAME = 'concurrency-test'
+
+
+# --- The scheduling rules, on plain graphs ---------------------------------
+
+
+UPSTREAM = {'a': set(), 'b': {'a'}, 'c': {'a'}, 'd': {'b', 'c'}, 'e': {'d'},
+            'f': set()}
+ORDER = ['a', 'f', 'b', 'c', 'd', 'e']
+
+
+def test_ready_nodes_are_those_whose_upstream_is_done():
+  assert concurrent_runner.ready_nodes(UPSTREAM, set(), set(), set(),
+                                       ORDER) == ['a', 'f']
+  assert concurrent_runner.ready_nodes(UPSTREAM, {'a'}, {'a', 'f'}, set(),
+                                       ORDER) == ['b', 'c']
+  # d waits for both of its upstream nodes.
+  assert concurrent_runner.ready_nodes(UPSTREAM, {'a', 'b'},
+                                       {'a', 'b', 'c', 'f'}, set(),
+                                       ORDER) == []
+  # A node downstream of a failure never becomes ready.
+  assert concurrent_runner.ready_nodes(
+      UPSTREAM, {'a', 'b', 'c'}, {'a', 'b', 'c', 'f'}, {'d', 'e'},
+      ORDER) == []
+
+
+def test_a_failure_blocks_everything_downstream_and_nothing_else():
+  assert concurrent_runner.downstream_of({'b'}, UPSTREAM) == {'d', 'e'}
+  assert concurrent_runner.downstream_of({'a'}, UPSTREAM) == {
+      'b', 'c', 'd', 'e'}
+  assert concurrent_runner.downstream_of({'f'}, UPSTREAM) == set()
+  assert concurrent_runner.downstream_of(set(), UPSTREAM) == set()
+
+
+def test_the_run_error_prefers_the_named_nodes_then_the_first_failure():
+  first, gate = ValueError('first'), RuntimeError('gate')
+  errors = {'Transform': first, 'AnomalyGate': gate}
+  assert concurrent_runner.run_error(
+      errors, ['Transform', 'AnomalyGate'], ('AnomalyGate',)) is gate
+  assert concurrent_runner.run_error(
+      errors, ['Transform', 'AnomalyGate'], ('DriftGate',)) is first
+  assert concurrent_runner.run_error({}, [], ('AnomalyGate',)) is None
+
+
+def test_at_least_one_node_at_a_time():
+  with pytest.raises(ValueError, match='at least 1'):
+    concurrent_runner.ConcurrentDagRunner(max_parallel_nodes=0)
+
+
+# --- Real pipelines ---------------------------------------------------------
+
+
+def _pipeline(root: pathlib.Path, components: List) -> tfx_pipeline.Pipeline:
+  return tfx_pipeline.Pipeline(
+      pipeline_name=NAME, pipeline_root=str(root / 'pipeline_root'),
+      components=components, enable_cache=False,
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
+          str(root / 'metadata.sqlite')))
+
+
+def _board(root: pathlib.Path) -> pathlib.Path:
+  board = root / 'board'
+  board.mkdir(parents=True, exist_ok=True)
+  return board
+
+
+def _ran(board: pathlib.Path) -> Dict[str, int]:
+  """Component -> the pid it ran in."""
+  return {path.name: int(path.read_text()) for path in board.iterdir()}
+
+
+def _states(root: pathlib.Path) -> Dict[str, str]:
+  store = run_model.open_store(str(root / 'metadata.sqlite'))
+  run = run_model.find_run(store, NAME)
+  return {e.component_id: e.state for e in run.executions}
+
+
+def _diamond(root: pathlib.Path, fail_left: str = '', fail_right: str = ''
+             ) -> tfx_pipeline.Pipeline:
+  """Source -> Left, Right (side by side) -> After (needs Left)."""
+  board = str(_board(root))
+  source = cc.Source(board=board)
+  left = cc.Step(board=board, me='Left', after=source.outputs['out'],
+                 fail_with=fail_left).with_id('Left')
+  right = cc.Step(board=board, me='Right', after=source.outputs['out'],
+                  fail_with=fail_right).with_id('Right')
+  after = cc.Step(board=board, me='After',
+                  after=left.outputs['out']).with_id('After')
+  return _pipeline(root, [source, left, right, after])
+
+
+def test_independent_nodes_run_at_the_same_time(tmp_path):
+  """Each Rendezvous waits for the other: one after the other, the first
+  would fail; side by side, both finish."""
+  board = str(_board(tmp_path))
+  source = cc.Source(board=board)
+  one = cc.Rendezvous(board=board, me='One', partner='Two',
+                      after=source.outputs['out']).with_id('One')
+  two = cc.Rendezvous(board=board, me='Two', partner='One',
+                      after=source.outputs['out']).with_id('Two')
+  concurrent_runner.ConcurrentDagRunner().run(
+      _pipeline(tmp_path, [source, one, two]))
+  assert set(_ran(tmp_path / 'board')) == {'Source', 'One', 'Two'}
+  assert _states(tmp_path) == {'Source': 'complete', 'One': 'complete',
+                               'Two': 'complete'}
+
+
+def test_a_failed_node_stops_its_branch_but_not_the_others(tmp_path):
+  with pytest.raises(ValueError, match='left broke'):
+    concurrent_runner.ConcurrentDagRunner().run(
+        _diamond(tmp_path, fail_left='left broke'))
+  # Right, beside the failure, ran to its end; After, below it, never ran.
+  assert set(_ran(tmp_path / 'board')) == {'Source', 'Left', 'Right'}
+  states = _states(tmp_path)
+  assert states['Right'] == 'complete' and states['Left'] == 'FAILED'
+  assert 'After' not in states
+
+
+def test_a_preferred_nodes_error_is_the_one_raised(tmp_path):
+  with pytest.raises(ValueError, match='right broke'):
+    concurrent_runner.ConcurrentDagRunner(error_precedence=('Right',)).run(
+        _diamond(tmp_path, fail_left='left broke', fail_right='right broke'))
+
+
+# --- The component worker process -------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def worker():
+  started = worker_client.NodeWorker.start(secrets=['hunter2-secret'])
+  yield started
+  started.close()
+
+
+def test_worker_nodes_run_in_the_worker_process(tmp_path, worker):
+  concurrent_runner.ConcurrentDagRunner(
+      worker=worker, worker_nodes=['Right']).run(_diamond(tmp_path))
+  ran = _ran(tmp_path / 'board')
+  assert set(ran) == {'Source', 'Left', 'Right', 'After'}
+  assert ran['Right'] != os.getpid()
+  assert ran['Source'] == ran['Left'] == ran['After'] == os.getpid()
+  # Recorded in the same store and the same pipeline run as the others.
+  assert set(_states(tmp_path).values()) == {'complete'}
+
+
+def test_a_node_that_fails_in_the_worker_raises_its_error_here(tmp_path,
+                                                                worker):
+  with pytest.raises(worker_client.WorkerNodeError) as raised:
+    concurrent_runner.ConcurrentDagRunner(
+        worker=worker, worker_nodes=['Right']).run(
+            _diamond(tmp_path, fail_right='no such column: fare'))
+  assert raised.value.node_id == 'Right'
+  assert raised.value.error_type == 'ValueError'
+  assert str(raised.value) == 'ValueError: no such column: fare'
+  assert 'concurrent_components.py' in raised.value.worker_traceback
+  # The worker is still there for the next node.
+  concurrent_runner.ConcurrentDagRunner(
+      worker=worker, worker_nodes=['Right']).run(
+          _diamond(tmp_path / 'again'))
+  assert _states(tmp_path / 'again')['Right'] == 'complete'
+
+
+def test_a_worker_that_died_is_named_with_its_exit_code(tmp_path):
+  dying = worker_client.NodeWorker.start()
+  try:
+    dying._process.kill()  # pylint: disable=protected-access
+    with pytest.raises(RuntimeError,
+                       match=r'Right: the component worker exited with code'):
+      concurrent_runner.ConcurrentDagRunner(
+          worker=dying, worker_nodes=['Right']).run(_diamond(tmp_path))
+    # Left, beside it, ran; After, below Left, too: only Right's branch
+    # stopped.
+    assert set(_ran(tmp_path / 'board')) == {'Source', 'Left', 'After'}
+  finally:
+    dying.close()
+
+
+def test_close_ends_the_worker_process():
+  started = worker_client.NodeWorker.start()
+  process = started._process  # pylint: disable=protected-access
+  assert process.poll() is None
+  started.close()
+  assert process.poll() is not None
+  with pytest.raises(RuntimeError, match='worker closed'):
+    started.launch(b'', 'Any')
+
+
+def test_the_worker_masks_secrets_in_its_logs(tmp_path, capfd):
+  """What a node logs in the worker goes through the secrets' filter."""
+  started = worker_client.NodeWorker.start(secrets=['s3cr3t-pw'])
+  try:
+    board = str(_board(tmp_path))
+    source = cc.Source(board=board)
+    talker = cc.Step(board=board, me='Talker', after=source.outputs['out'],
+                     log='mysql://u:s3cr3t-pw@db/mlmd').with_id('Talker')
+    concurrent_runner.ConcurrentDagRunner(
+        worker=started, worker_nodes=['Talker']).run(
+            _pipeline(tmp_path, [source, talker]))
+  finally:
+    started.close()
+  logs = capfd.readouterr().err
+  assert 'Talker says: mysql://u:***@db/mlmd' in logs, logs[-2000:]
+  assert 's3cr3t-pw' not in logs
