@@ -23,6 +23,7 @@ from pipeline.definition import dataset_config
 from pipeline.definition import spans as spans_lib
 from pipeline.inspection import metadata_location
 from pipeline.inspection import run_model
+from pipeline.local import malloc_arenas
 from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
 from pipeline.local import secret_filter
@@ -66,6 +67,7 @@ def run(config: Optional[config_lib.PipelineConfig],
   data, and runs the pipeline with the configs `config_for` builds.
   """
   quiet_logs(verbose)
+  malloc_arenas.limit()  # Before TensorFlow's threads and the components'.
   if (draft is None) == (config is None) or (draft and config_for is None):
     raise ValueError('Pass a config, or a draft request with config_for.')
   try:
