@@ -544,3 +544,16 @@ def test_progress_waits_for_a_usable_store(tmp_path, monkeypatch):
   assert [line.split()[1:3] for line in printer.lines] == [
       ['ExampleGen', 'cached']]
   assert escaped == []
+
+
+def test_the_data_note_counts_every_span_of_a_range():
+  one = 'split:single_split,num_files:1,total_bytes:42,xor_checksum:7'
+  assert run_model.fingerprint_note(one) == '1 file(s), 42 bytes'
+  # --span 1-2: one fingerprint line per span.
+  two = ('span 1: split:single_split,num_files:1,total_bytes:195405,'
+         'xor_checksum:1\n'
+         'span 2: split:single_split,num_files:2,total_bytes:194566,'
+         'xor_checksum:1')
+  assert run_model.fingerprint_note(two) == '3 file(s), 389971 bytes'
+  assert run_model.fingerprint_note('') == ''
+  assert run_model.fingerprint_note('split:single_split') == ''

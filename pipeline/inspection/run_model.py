@@ -386,13 +386,29 @@ def _data_link(example_gen: Optional[Execution]) -> Link:
   base = props['input_base'].string_value if 'input_base' in props else '?'
   note = ''
   if 'input_fingerprint' in props:
-    # e.g. 'split:single_split,num_files:1,total_bytes:260207,...'
-    fields = dict(part.split(':', 1) for part in
-                  props['input_fingerprint'].string_value.split(',')
-                  if ':' in part)
-    if 'num_files' in fields and 'total_bytes' in fields:
-      note = f'{fields["num_files"]} file(s), {fields["total_bytes"]} bytes'
+    note = fingerprint_note(props['input_fingerprint'].string_value)
   return Link('data', None, base, note)
+
+
+def fingerprint_note(fingerprint: str) -> str:
+  """'N file(s), B bytes' from ExampleGen's input fingerprint; '' if absent.
+
+  One span: 'split:single_split,num_files:1,total_bytes:260207,...'. A range
+  of spans (--span A-B) records one such line per span, 'span 1: split:...',
+  and the note counts them all.
+  """
+  files = size = 0
+  found = False
+  for line in fingerprint.splitlines():
+    fields = dict(part.split(':', 1) for part in line.split(',')
+                  if ':' in part)
+    try:
+      files += int(fields['num_files'])
+      size += int(fields['total_bytes'])
+    except (KeyError, ValueError):
+      continue
+    found = True
+  return f'{files} file(s), {size} bytes' if found else ''
 
 
 def _state_note(execution: Optional[Execution]) -> str:

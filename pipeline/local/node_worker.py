@@ -80,12 +80,19 @@ def _masker(secrets: Sequence[str]):
 
 
 def _warm_up() -> None:
-  """Imports what StatisticsGen and the launcher need, ahead of use."""
+  """Imports what StatisticsGen and the launcher need, ahead of use.
+
+  And the project's artifact types, which MLMD records by name: resolving
+  FeatureAttributions' conditional input (a ModelChange) without its class
+  makes TFX warn and build an ephemeral one.
+  """
   # pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_data_validation  # noqa: F401
   from tfx.components.statistics_gen import executor  # noqa: F401
 
   from models import keras_choice
+  from pipeline.components import attributions  # noqa: F401
+  from pipeline.components import model_change  # noqa: F401
   from pipeline.orchestration import nodes  # noqa: F401
   keras_choice.skip_autograph_of_keras()
 

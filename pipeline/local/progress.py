@@ -191,5 +191,10 @@ class ProgressPrinter:
 
   def _emit(self, line: str) -> None:
     self.lines.append(line)
-    print(line, file=self._out or sys.stdout, flush=True)
+    # One write, newline included: print() writes the line and its end
+    # separately, and a component printing from another thread (Keras'
+    # epoch lines) could land between the two, on the progress line.
+    out = self._out or sys.stdout
+    out.write(line + '\n')
+    out.flush()
 
