@@ -59,12 +59,10 @@ def test_a_failure_blocks_everything_downstream_and_nothing_else():
 
 def test_the_run_error_prefers_the_named_nodes_then_the_first_failure():
   first, gate = ValueError('first'), RuntimeError('gate')
-  errors = {'Transform': first, 'AnomalyGate': gate}
-  assert concurrent_runner.run_error(
-      errors, ['Transform', 'AnomalyGate'], ('AnomalyGate',)) is gate
-  assert concurrent_runner.run_error(
-      errors, ['Transform', 'AnomalyGate'], ('DriftGate',)) is first
-  assert concurrent_runner.run_error({}, [], ('AnomalyGate',)) is None
+  errors = {'Transform': first, 'AnomalyGate': gate}  # In failure order.
+  assert concurrent_runner.run_error(errors, ('AnomalyGate',)) is gate
+  assert concurrent_runner.run_error(errors, ('DriftGate',)) is first
+  assert concurrent_runner.run_error({}, ('AnomalyGate',)) is None
 
 
 def test_at_least_one_node_at_a_time():

@@ -69,13 +69,14 @@ def ready_nodes(upstream: Mapping[str, Set[str]], done: Set[str],
           and upstream[node] <= done]
 
 
-def run_error(errors: Mapping[str, BaseException], failure_order: List[str],
+def run_error(errors: Mapping[str, BaseException],
               precedence: Sequence[str]) -> Optional[BaseException]:
-  """The error a run reports: a preferred node's, else the first one."""
+  """The error a run reports: a preferred node's, else the first to fail
+  (`errors` is in the order the nodes failed)."""
   for node in precedence:
     if node in errors:
       return errors[node]
-  return errors[failure_order[0]] if failure_order else None
+  return next(iter(errors.values()), None)
 
 
 class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
@@ -116,10 +117,11 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
       raise ValueError('ConcurrentDagRunner does not do partial runs; use '
                        'LocalDagRunner with run_options.')
     run = nodes.for_run(pipeline, datetime.datetime.now().isoformat())
-    order = [node.pipeline_node.node_info.id for node in run.nodes
-             if not node.pipeline_node.execution_options.HasField('skip')]
-    upstream = {node_id: set(nodes.node_of(run, node_id).upstream_nodes)
-                & set(order) for node_id in order}
+    kept = [node.pipeline_node for node in run.nodes
+            if not node.pipeline_node.execution_options.HasField('skip')]
+    order = [node.node_info.id for node in kept]  # Topological, as compiled.
+    upstream = {node.node_info.id: set(node.upstream_nodes) & set(order)
+                for node in kept}
     # The worker gets the IR as this process runs it: the same run id.
     run_ir = run.SerializeToString() if self._worker_nodes else b''
 
@@ -134,17 +136,15 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
 
     done: Set[str] = set()
     started: Set[str] = set()
-    errors: Dict[str, BaseException] = {}
-    failure_order: List[str] = []
+    errors: Dict[str, BaseException] = {}  # In the order they failed.
     running: Dict[concurrent.futures.Future, str] = {}
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=self._max_parallel_nodes,
         thread_name_prefix='component') as pool:
       while True:
         blocked = downstream_of(errors, upstream)
+        # The pool runs at most max_parallel_nodes; the rest wait in it.
         for node_id in ready_nodes(upstream, done, started, blocked, order):
-          if len(running) >= self._max_parallel_nodes:
-            break
           started.add(node_id)
           running[pool.submit(launch, node_id)] = node_id
         if not running:
@@ -159,10 +159,6 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
           else:
             logging.info('Component %s failed: %s', node_id, error)
             errors[node_id] = error
-            failure_order.append(node_id)
-    error = run_error(errors, failure_order, self._error_precedence)
+    error = run_error(errors, self._error_precedence)
     if error is not None:
       raise error
-    if len(done) != len(order):  # A cycle; the compiler refuses those.
-      raise RuntimeError('Components never became ready: '
-                         + ', '.join(sorted(set(order) - done)))

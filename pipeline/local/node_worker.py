@@ -32,18 +32,15 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
-import logging as std_logging
 import os
 import signal
 import sys
 import traceback
 from typing import Any
 from typing import Dict
-from typing import Sequence
 from typing import TextIO
 
 _PR_SET_PDEATHSIG = 1
-MASK = '***'
 
 
 def _die_with_parent() -> None:
@@ -57,26 +54,6 @@ def _die_with_parent() -> None:
     pass  # Without it, end of input still ends the worker.
   if os.getppid() == 1:  # The parent died before prctl took effect.
     sys.exit(0)
-
-
-def _quiet(verbose: bool) -> None:
-  # pylint: disable-next=g-import-not-at-top
-  from absl import logging
-  logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
-  for name in ('tensorflow', 'apache_beam', 'absl'):
-    std_logging.getLogger(name).setLevel(
-        std_logging.INFO if verbose else std_logging.WARNING)
-
-
-def _masker(secrets: Sequence[str]):
-  longest_first = sorted((s for s in secrets if s), key=len, reverse=True)
-
-  def scrub(text: str) -> str:
-    for secret in longest_first:
-      text = text.replace(secret, MASK)
-    return text
-
-  return scrub
 
 
 def _warm_up() -> None:
@@ -110,10 +87,12 @@ def launch(request: Dict[str, Any]) -> None:
 def serve(requests: TextIO, answers: TextIO) -> None:
   """Answers requests until end of input."""
   setup = json.loads(requests.readline() or '{}')
-  _quiet(bool(setup.get('verbose')))
-  # pylint: disable-next=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from pipeline.local import run as run_lib  # No TensorFlow: refusals use it.
   from pipeline.local import secret_filter
-  scrub = _masker(setup.get('secrets') or [])
+  # pylint: enable=g-import-not-at-top
+  run_lib.quiet_logs(bool(setup.get('verbose')))
+  scrub = secret_filter.replacer(setup.get('secrets') or [])
   with secret_filter.masked_logs(scrub):
     _warm_up()
     for line in requests:

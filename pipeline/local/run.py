@@ -166,15 +166,7 @@ def _secrets(layout: cli.OutputLayout) -> List[str]:
 
 def _scrubber(layout: cli.OutputLayout) -> Callable[[str], str]:
   """Masks the metadata store's password and the SQL source's."""
-  sql_password = os.environ.get(cli.SQL_PASSWORD_ENV)
-
-  def scrub(text: str) -> str:
-    text = layout.metadata_location.scrub(text)
-    if sql_password:
-      text = text.replace(sql_password, metadata_location.MASK)
-    return text
-
-  return scrub
+  return secret_filter.replacer(_secrets(layout))
 
 
 def _check_metadata_store(location: metadata_location.MySqlLocation) -> None:

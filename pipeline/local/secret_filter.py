@@ -17,9 +17,12 @@ import logging
 from typing import Callable
 from typing import Iterator
 from typing import List
+from typing import Sequence
 from typing import Union
 
 from absl import logging as absl_logging
+
+from pipeline.inspection.metadata_location import MASK
 
 Filterer = Union[logging.Logger, logging.Handler]
 
@@ -55,6 +58,19 @@ def _targets() -> List[Filterer]:
     if target is not None and all(target is not u for u in unique):
       unique.append(target)
   return unique
+
+
+def replacer(secrets: Sequence[str], mask: str = MASK
+             ) -> Callable[[str], str]:
+  """A scrub function that replaces each secret (longest first) by `mask`."""
+  longest_first = sorted((s for s in secrets if s), key=len, reverse=True)
+
+  def scrub(text: str) -> str:
+    for secret in longest_first:
+      text = text.replace(secret, mask)
+    return text
+
+  return scrub
 
 
 @contextlib.contextmanager
