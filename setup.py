@@ -1,27 +1,16 @@
-"""Packages the pipeline code so Dataflow workers and containers import it.
+"""Kept for Dataflow: the package itself is declared in pyproject.toml.
 
-    pip install .            # what workers and the image do
-    pip install -e .         # what `make` does for development
+Beam's `--setup_file` must name a file called setup.py: the Dataflow runner
+passes this one (pipeline/cloud/settings.py: SETUP_FILE), Beam builds the
+sdist from its folder and every worker installs it. setuptools reads the
+name, version, packages, package data and console scripts from
+pyproject.toml's [project] and [tool.setuptools] tables, so nothing is
+repeated here.
+
+    pip install --no-deps .       # what workers and the image do
+    make venv                     # an editable install, for development
 """
 
 import setuptools
 
-setuptools.setup(
-    name='tfx-tabular-pipeline',
-    version='0.1.0',
-    description='A production TFX pipeline for tabular data: binary, multiclass and regression, served over REST.',
-    python_requires='>=3.9,<3.11',
-    packages=setuptools.find_packages(include=['pipeline', 'pipeline.*',
-                                               'models', 'models.*',
-                                               'schema', 'schema.*',
-                                               'serving', 'serving.*']),
-    package_data={'schema': ['*/*.pbtxt', '*/*.yaml'],
-                  # The HTML report's Jinja2 templates and CSS.
-                  'pipeline.inspection': ['templates/*'],
-                  # The monitoring report's template.
-                  'serving': ['templates/*']},
-    include_package_data=True,
-    # Workers get the pinned dependencies from the image or the Dataflow
-    # environment; listing them here would let pip re-resolve them.
-    install_requires=[],
-)
+setuptools.setup()

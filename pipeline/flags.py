@@ -1,20 +1,22 @@
 """Flags shared by the runners, turned into a typed `PipelineConfig`.
 
 Runners own their flags; this module only holds the pieces they share so
-that the three runners stay short and agree on names and defaults.
+that the three runners stay short and agree on names and defaults. It only
+turns flags into typed values: what they mean is decided below it, and the
+flow goes one way, flags -> `pipeline.definition` (dataset configs, spans,
+input formats, draft requests) and `pipeline.facts` (the output layout,
+store locations, SQL URLs) -> `PipelineConfig` and `OutputLayout`. Nothing
+there calls back into this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
-import os
 import pathlib
-import re
 from typing import Any
 from typing import Callable
 from typing import Dict
+from typing import Mapping
 from typing import Optional
 from typing import Sequence
 from typing import Tuple
@@ -23,69 +25,25 @@ from models import features
 from models import model_config as model_lib
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.definition import draft_request as draft_lib
 from pipeline.definition import input_formats
 from pipeline.definition import spans as spans_lib
-from pipeline.inspection import metadata_location as location_lib
-from pipeline.tracking import location as tracking_location
+from pipeline.facts import layout as layout_lib
+from pipeline.facts import metadata_location
+from pipeline.facts import sql_url
+from pipeline.facts import tracking_location
 
-# `sql_rows.PASSWORD_ENV`, without importing SQLAlchemy for --help.
-SQL_PASSWORD_ENV = 'SQL_PASSWORD'
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / 'data' / 'taxi'
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-  """Where a local run writes: everything lives under one directory.
-
-  Attributes:
-    root: The output dir: artifacts, pushed models, reports, the run lock.
-    metadata: A MySQL / MariaDB store (`--metadata-url`) instead of the
-      SQLite file in the output dir, the default.
-    mlflow: An MLflow tracking store (`--mlflow-uri`) instead of the one
-      in the output dir, the default.
-    log_to_mlflow: Log the run to MLflow (off with `--no-mlflow`).
-  """
-  root: str
-  metadata: Optional[location_lib.MySqlLocation] = None
-  mlflow: Optional[tracking_location.TrackingLocation] = None
-  log_to_mlflow: bool = True
-
-  @property
-  def tracking(self) -> Optional[tracking_location.TrackingLocation]:
-    """Where this run is logged in MLflow; None when logging is off."""
-    if not self.log_to_mlflow:
-      return None
-    return self.mlflow or tracking_location.local_store(self.root)
-
-  @property
-  def pipeline_root(self) -> str:
-    return os.path.join(self.root, 'pipeline_root')
-
-  @property
-  def metadata_path(self) -> str:
-    """The default store's SQLite file (used only without `metadata`)."""
-    return os.path.join(self.root, 'metadata.sqlite')
-
-  @property
-  def metadata_location(self) -> location_lib.MetadataLocation:
-    """Where this run's ML Metadata lives."""
-    return self.metadata or location_lib.SqliteLocation(
-        self.metadata_path)
-
-  @property
-  def serving_model_dir(self) -> str:
-    return os.path.join(self.root, 'serving_model')
 
 
 DEFAULT_DATASET = 'taxi'
 # Gate flags: flag name -> GateConfig field. They override the dataset config.
 GATE_FLAGS = {
-    '--min-auc': ('min_auc', float, 'binary: lowest acceptable AUC'),
-    '--min-accuracy-lift': (
-        'min_accuracy_lift', float,
-        'classification: the accuracy lift over the majority class (its '
-        'lower confidence bound) must exceed this'),
+    '--min-auc': ('min_auc', float,
+                  'classification: lowest acceptable AUC (multiclass: the '
+                  'mean one-vs-rest AUC); its lower confidence bound must '
+                  'also exceed 0.5 (chance)'),
     '--min-r-squared': (
         'min_r_squared', float,
         'regression: R-squared (its lower confidence bound) must exceed this'),
@@ -100,36 +58,6 @@ GATE_FLAGS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class DraftRequest:
-  """A zero-config run: the dataset config and schema are drafted first."""
-  name: str
-  label: str
-  task: str
-  data_root: str
-  positive_label: Tuple[str, ...] = ()
-  input_format: str = input_formats.CSV
-
-  def provisional_spec(self, label_values: Sequence[str]
-                       ) -> features.DatasetSpec:
-    """What is known before the data is profiled: label, task and classes.
-
-    Args:
-      label_values: The distinct labels the input check counted.
-    """
-    classes: Tuple[str, ...] = ()
-    if self.task == features.MULTICLASS:
-      classes = features.sorted_classes(label_values)
-    elif self.task == features.BINARY and self.positive_label:
-      negative = [v for v in features.sorted_classes(label_values)
-                  if v not in self.positive_label]
-      classes = (negative[0] if negative else 'other',
-                 self.positive_label[0])
-    return features.DatasetSpec(
-        name=self.name, label_key=self.label, task=self.task,
-        label_positive_values=self.positive_label, label_classes=classes)
-
-
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
   """Flags every runner accepts: data, dataset, schema and training."""
   parser.add_argument('--data-root', default=str(DEFAULT_DATA_ROOT),
@@ -141,7 +69,7 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
       '(SQLAlchemy; postgresql:// is installed).')
   sql.add_argument('--sql-url', default=None, metavar='URL',
                    help='The database, e.g. postgresql://USER@HOST:5432/DB. '
-                   f'Without a password in the URL, ${SQL_PASSWORD_ENV} (or '
+                   f'Without a password in the URL, ${sql_url.PASSWORD_ENV} (or '
                    "the driver's own, e.g. PGPASSWORD) is used; the password "
                    'is never stored in ML Metadata.')
   sql.add_argument('--query', default=None, metavar='SQL',
@@ -207,6 +135,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     gate.add_argument(flag, dest=field, type=kind, default=None,
                       help=f'{text} (default: {getattr(config_lib.GateConfig, field)}'
                       ' unless the dataset config sets it).')
+  parser.add_argument('--model', default=None, choices=model_lib.FAMILIES,
+                      help='Model family: dnn (the wide-and-deep network), '
+                      'gbt (gradient-boosted trees) or auto (both, side by '
+                      'side; the DNN, the trees or their mean, whichever '
+                      'scores best on the eval split, is kept). '
+                      'Default: the dataset config\'s `model:`, else '
+                      f'{model_lib.DEFAULT_FAMILY}.')
   parser.add_argument('--drop-all-features', action='store_true',
                       help='Gate self-test: train a useless model that only '
                       'knows the base rate. It must not be blessed.')
@@ -326,6 +261,27 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                      help='Do not log the run to MLflow.')
 
 
+def output_layout(args: argparse.Namespace, output_dir: str,
+                  environ: Mapping[str, str]) -> layout_lib.OutputLayout:
+  """Where the run writes: the output dir, and the stores the flags name.
+
+  Args:
+    args: Parsed flags; --metadata-url, --mlflow-uri and --no-mlflow where
+      the runner has them.
+    output_dir: The output dir, absolute.
+    environ: The environment: $MYSQL_PWD for a --metadata-url without a
+      password.
+
+  Raises:
+    metadata_location.MetadataUrlError, tracking_location.TrackingUriError:
+      A malformed URL; the message masks the password.
+  """
+  return layout_lib.OutputLayout(
+      output_dir, metadata_location.from_url(
+          getattr(args, 'metadata_url', None), environ),
+      **tracking_settings(args))
+
+
 def tracking_settings(args: argparse.Namespace) -> Dict[str, Any]:
   """`OutputLayout`'s MLflow fields from the flags.
 
@@ -342,13 +298,15 @@ class FlagError(ValueError):
   """The flags contradict each other; the message says which."""
 
 
-def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
+def draft_request(args: argparse.Namespace
+                  ) -> Optional[draft_lib.DraftRequest]:
   """The zero-config request the flags make, or None for a committed config.
 
   Raises:
     FlagError: --label without --task, or mixed with a dataset config.
   """
   tuning_config(args)  # A --tune-* flag without --tune: before profiling.
+  _check_warm_start(args, getattr(args, 'model', None), '--model gbt')
   if args.label is None:
     if args.task or args.positive_label:
       raise FlagError('--task and --positive-label go with --label COLUMN '
@@ -372,14 +330,13 @@ def draft_request(args: argparse.Namespace) -> Optional[DraftRequest]:
     raise FlagError(f'--label drafts the dataset from local files; '
                     f'{args.data_root} is remote. Draft it on a local copy, '
                     'commit the drafts, then pass --dataset-config.')
-  name = dataset_name_from(args.data_root)
   folder = input_folder(args.data_root, getattr(args, 'span', None))
-  return DraftRequest(name=name, label=args.label, task=args.task,
-                      data_root=folder,
-                      positive_label=tuple(args.positive_label),
-                      input_format=resolve_input_format(
-                          getattr(args, 'input_format', input_formats.AUTO),
-                          folder))
+  return draft_lib.DraftRequest(
+      name=draft_lib.dataset_name_from(args.data_root), label=args.label,
+      task=args.task, data_root=folder,
+      positive_label=tuple(args.positive_label),
+      input_format=input_formats.resolve(
+          getattr(args, 'input_format', input_formats.AUTO), folder))
 
 
 def span_input(data_root: str, span: Optional[str]
@@ -397,33 +354,6 @@ def input_folder(data_root: str, span: Optional[str]) -> str:
     return spans_lib.input_folder(data_root, span_input(data_root, span))
   except spans_lib.SpanError as e:
     raise FlagError(str(e)) from None
-
-
-def resolve_input_format(requested: str, data_root: str) -> str:
-  """The input format: `requested`, or for 'auto' the one the files name.
-
-  Only a local folder can be listed here (no TensorFlow, no cloud access),
-  so 'auto' means CSV for a remote data root, and for a folder that does
-  not exist or is empty (the input check then says what is wrong).
-
-  Raises:
-    input_formats.FormatDetectionError: The file names mix formats or name
-      none; the message names the files and --format.
-  """
-  if requested != input_formats.AUTO:
-    return requested
-  if '://' in data_root or not os.path.isdir(data_root):
-    return input_formats.CSV
-  names = [name for name in os.listdir(data_root)
-           if not os.path.isdir(os.path.join(data_root, name))]
-  return input_formats.detect(names, data_root)
-
-
-def dataset_name_from(data_root: str) -> str:
-  """A dataset name from the data folder's name: 'my-data/' -> 'my_data'."""
-  base = os.path.basename(os.path.normpath(data_root)) or 'dataset'
-  name = re.sub(r'[^a-z0-9_]+', '_', base.lower()).strip('_')
-  return name or 'dataset'
 
 
 def load_dataset_config(args: argparse.Namespace
@@ -449,6 +379,31 @@ def load_dataset_config(args: argparse.Namespace
 def gate_overrides(args: argparse.Namespace) -> Dict[str, Any]:
   return {field: getattr(args, field) for field, _, _ in GATE_FLAGS.values()
           if getattr(args, field, None) is not None}
+
+
+def model_family(args: argparse.Namespace,
+                 dataset: dataset_config.DatasetConfig) -> str:
+  """--model, else the dataset config's `model:`, else the default (auto).
+
+  Raises:
+    FlagError: --warm-start with gradient-boosted trees only.
+  """
+  family = (getattr(args, 'model', None) or dataset.model or
+            model_lib.DEFAULT_FAMILY)
+  source = ('--model gbt' if getattr(args, 'model', None) else
+            f'`model: gbt` in {dataset.path or "the dataset config"}')
+  _check_warm_start(args, family, source)
+  return family
+
+
+def _check_warm_start(args: argparse.Namespace, family: str,
+                      source: str) -> None:
+  if family == model_lib.GBT and getattr(args, 'warm_start', False):
+    raise FlagError(
+        f'--warm-start starts a DNN from an earlier model\'s weights; '
+        f'gradient-boosted trees ({source}) always train from scratch. '
+        'Drop --warm-start, or pass --model dnn or --model auto (whose DNN '
+        'starts warm).')
 
 
 def build_config(args: argparse.Namespace, *, pipeline_root: str,
@@ -497,7 +452,8 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       training=config_lib.TrainingConfig(
           **training,
           model=model_lib.ModelConfig(
-              drop_all_features=args.drop_all_features),
+              drop_all_features=args.drop_all_features,
+              family=model_family(args, dataset)),
           # Resolved against ML Metadata by the local run-time.
           warm_start=(config_lib.WarmStart()
                       if getattr(args, 'warm_start', False) else None)),
@@ -506,8 +462,8 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
                                check_drift=args.check_drift),
       enable_cache=not args.no_cache,
       beam_pipeline_args=tuple(beam_pipeline_args),
-      schema_sha256=file_sha256(local_schema),
-      input_format=resolve_input_format(
+      schema_sha256=dataset_config.schema_sha256(local_schema),
+      input_format=input_formats.resolve(
           getattr(args, 'input_format', input_formats.AUTO),
           spans_lib.input_folder(root, spans)) if sql is None else
       input_formats.CSV,
@@ -536,13 +492,11 @@ def sql_source(args: argparse.Namespace
     raise FlagError('--sql-url needs --query SQL: the SELECT whose rows are '
                     'the data.')
   span = _sql_span(getattr(args, 'span', None))
-  # pylint: disable-next=g-import-not-at-top
-  from pipeline.components import sql_rows  # SQLAlchemy: not for --help.
   try:
-    bare, password = sql_rows.split_password(url)
+    bare, password = sql_url.split_password(url)
     return config_lib.SqlSource(
-        url=bare, query=sql_rows.with_span(query, span), span=span), password
-  except sql_rows.SqlSourceError as e:
+        url=bare, query=sql_url.with_span(query, span), span=span), password
+  except sql_url.SqlSourceError as e:
     raise FlagError(str(e)) from None
 
 
@@ -560,14 +514,6 @@ def _sql_span(flag: Optional[str]) -> Optional[int]:
         '{SPAN}. Write the range into the query instead, e.g. WHERE day '
         f'BETWEEN {span_input.first} AND {span_input.span}, without --span.')
   return span_input.span
-
-
-def file_sha256(path: str) -> str:
-  """Hex SHA-256 of a local file's bytes; '' for a remote or missing one."""
-  if '://' in path or not os.path.isfile(path):
-    return ''
-  with open(path, 'rb') as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def direct_runner_args(workers: int) -> list:

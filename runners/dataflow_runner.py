@@ -39,7 +39,8 @@ def main(argv=None) -> int:
                       help='Show the full TFX and Beam logs.')
   cloud.add_dataflow_flags(parser, os.environ)
   args = parser.parse_args(argv)
-  layout = cli.OutputLayout(os.path.abspath(args.output_dir))
+  layout = cli.output_layout(args, os.path.abspath(args.output_dir),
+                             os.environ)
   try:
     if not args.pipeline_root:
       raise cloud.CloudConfigError(

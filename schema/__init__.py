@@ -6,7 +6,10 @@ the same files as a local run.
 
 import pathlib
 
-SCHEMA_FILE = 'schema.pbtxt'
+from pipeline.facts import files
+
+# Each dataset folder's curated schema file.
+SCHEMA_FILE = files.SCHEMA_FILE
 SCHEMA_ROOT = str(pathlib.Path(__file__).resolve().parent)
 
 
@@ -16,9 +19,9 @@ def schema_path(dataset: str) -> str:
   Raises:
     FileNotFoundError: No curated schema exists for that dataset.
   """
-  path = pathlib.Path(SCHEMA_ROOT) / dataset / SCHEMA_FILE
+  path = pathlib.Path(SCHEMA_ROOT) / dataset / files.SCHEMA_FILE
   if not path.is_file():
     raise FileNotFoundError(
         f'No curated schema for dataset {dataset!r} at {path}. Create '
-        f'schema/{dataset}/{SCHEMA_FILE} (see docs/own-data.md).')
+        f'schema/{dataset}/{files.SCHEMA_FILE} (see docs/own-data.md).')
   return str(path)

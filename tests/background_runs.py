@@ -103,7 +103,7 @@ METADATA_DATABASE = 'mlmd_e2e'
 def run_sql(root: pathlib.Path) -> SqlRuns:
   """The table, a first run and an unchanged re-run, MLMD in MariaDB."""
   # pylint: disable=g-import-not-at-top
-  from pipeline.inspection import metadata_location
+  from pipeline.facts import metadata_location
   from tests import conftest
   from tests import mariadb_server
   from tests import pipeline_state

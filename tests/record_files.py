@@ -20,7 +20,7 @@ import fastavro
 import pyarrow as pa
 from pyarrow import parquet as pq
 
-from pipeline.local import tf_example_records
+from pipeline.validation import tf_example_records
 
 
 def tfx_external_data() -> pathlib.Path:

@@ -21,6 +21,13 @@ The rules (docs/design.md):
   flag or tracking code; neither `models/` nor `pipeline/` imports it.
 - Only `pipeline.airflow` imports Airflow, which creates `AIRFLOW_HOME` and
   configures logging when imported.
+- `pipeline.facts`, the shared facts (output layout, store locations,
+  component ids, column kinds, SQL URLs), imports nothing else of the
+  project, so every layer may import it.
+- `pipeline.validation`, the input check, imports no run-time, inspection,
+  cloud, flag or tracking code, and nothing that imports TensorFlow, TFX or
+  Beam: a bad input is refused before they load.
+- The import graph has no cycle.
 
 The graph is read from the source with `ast` (nothing is imported), so the
 test is fast and also sees imports inside functions.
@@ -48,17 +55,24 @@ RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
                  'pipeline.flags', 'pipeline.tracking')),
     ('pipeline.definition', ('pipeline.local', 'pipeline.inspection',
                              'pipeline.cloud', 'pipeline.airflow',
-                             'pipeline.flags', 'pipeline.tracking')),
+                             'pipeline.flags', 'pipeline.tracking',
+                             'pipeline.validation')),
     ('pipeline.components', ('pipeline.definition', 'pipeline.local',
                              'pipeline.inspection', 'pipeline.cloud',
                              'pipeline.airflow', 'pipeline.flags',
-                             'pipeline.tracking')),
+                             'pipeline.tracking', 'pipeline.validation')),
     ('pipeline.inspection', ('pipeline.local', 'pipeline.cloud',
                              'pipeline.airflow', 'pipeline.flags',
-                             'pipeline.tracking')),
+                             'pipeline.tracking', 'pipeline.validation')),
     # MLflow logging reads runs through inspection, whoever runs them.
     ('pipeline.tracking', ('pipeline.local', 'pipeline.cloud',
-                           'pipeline.airflow', 'pipeline.flags')),
+                           'pipeline.airflow', 'pipeline.flags',
+                           'pipeline.validation')),
+    # The input check runs before a run, for every runner that checks.
+    ('pipeline.validation', ('pipeline.local', 'pipeline.cloud',
+                             'pipeline.airflow', 'pipeline.flags',
+                             'pipeline.tracking', 'pipeline.inspection',
+                             'pipeline.orchestration')),
     # The local and the Airflow run-times are alternatives.
     ('pipeline.local', ('pipeline.airflow',)),
     ('pipeline.airflow', ('pipeline.local',)),
@@ -66,8 +80,10 @@ RULES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ('pipeline.orchestration', ('pipeline.local', 'pipeline.airflow',
                                 'pipeline.cloud', 'pipeline.flags',
                                 'pipeline.inspection', 'pipeline.tracking',
-                                'pipeline.definition')),
+                                'pipeline.definition', 'pipeline.validation')),
 )
+# The bottom layer: it may import only itself.
+FACTS = 'pipeline.facts'
 
 
 def _module_name(root: pathlib.Path, path: pathlib.Path) -> str:
@@ -118,6 +134,10 @@ def violations(graph: Dict[str, Set[str]]) -> List[str]:
   """One line per import that breaks a rule."""
   found = []
   for module, imported in sorted(graph.items()):
+    if _within(module, FACTS):
+      found += [f'{module} imports {name} ({FACTS} imports nothing else of '
+                'the project)' for name in sorted(imported)
+                if not _within(name, FACTS)]
     for importer, forbidden in RULES:
       if not _within(module, importer):
         continue
@@ -154,6 +174,113 @@ def _tree_with(tmp_path: pathlib.Path, module: str, source: str
   return tmp_path
 
 
+def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+  """The import cycles: each strongly connected group of modules, sorted.
+
+  An edge to a package is one to its `__init__`, which Python runs first.
+  """
+  index: Dict[str, int] = {}
+  low: Dict[str, int] = {}
+  stack: List[str] = []
+  found = []
+  for start in sorted(graph):
+    if start in index:
+      continue
+    # Tarjan's algorithm, iteratively: (module, its remaining imports).
+    work = [(start, iter(sorted(graph[start])))]
+    index[start] = low[start] = len(index)
+    stack.append(start)
+    while work:
+      module, imports = work[-1]
+      step = next((name for name in imports if name in graph), None)
+      if step is not None:
+        if step not in index:
+          index[step] = low[step] = len(index)
+          stack.append(step)
+          work.append((step, iter(sorted(graph[step]))))
+        elif step in stack:
+          low[module] = min(low[module], index[step])
+        continue
+      work.pop()
+      if work:
+        low[work[-1][0]] = min(low[work[-1][0]], low[module])
+      if low[module] == index[module]:
+        group = []
+        while True:
+          member = stack.pop()
+          group.append(member)
+          if member == module:
+            break
+        if len(group) > 1 or module in graph[module]:
+          found.append(sorted(group))
+  return sorted(found)
+
+
+def test_the_import_graph_has_no_cycle():
+  graph = import_graph(REPO_ROOT)
+  assert 'pipeline.validation.driver' in graph
+  assert cycles(graph) == []
+
+
+def test_an_import_cycle_is_found_and_named(tmp_path):
+  root = _tree_with(tmp_path, 'pipeline.facts.kinds',
+                    '\ndef _late():\n  from pipeline.validation import '
+                    'contract\n')
+  # contract imports facts.kinds; kinds importing contract closes a cycle.
+  assert ['pipeline.facts.kinds', 'pipeline.validation.contract'] in cycles(
+      import_graph(root))
+
+
+def test_the_facts_layer_imports_nothing_else_of_the_project(tmp_path):
+  graph = import_graph(REPO_ROOT)
+  assert 'pipeline.facts.kinds' in graph['pipeline.validation.contract']
+  root = _tree_with(tmp_path, 'pipeline.facts.kinds',
+                    '\nfrom models import features\n')
+  assert violations(import_graph(root)) == [
+      'pipeline.facts.kinds imports models (pipeline.facts imports nothing '
+      'else of the project)',
+      'pipeline.facts.kinds imports models.features (pipeline.facts imports '
+      'nothing else of the project)']
+
+
+# What the input check, and every first-party module it imports, may not
+# import: a refused input costs a fraction of a second, not their import.
+HEAVY_MODULES = ('tensorflow', 'tfx', 'tensorflow_transform',
+                 'tensorflow_data_validation', 'tensorflow_model_analysis',
+                 'tfx_bsl', 'apache_beam', 'keras', 'tf_keras')
+LIGHT = ('pipeline.validation',)
+
+
+def heavy_imports(root: pathlib.Path) -> List[str]:
+  """'module imports name' for each heavy import reachable from LIGHT."""
+  graph = import_graph(root)
+  reached = {m for m in graph if any(_within(m, p) for p in LIGHT)}
+  todo = sorted(reached)
+  while todo:
+    for name in graph.get(todo.pop(), ()):
+      if name in graph and name not in reached:
+        reached.add(name)
+        todo.append(name)
+  found = []
+  for module in sorted(reached):
+    path = root / (module.replace('.', '/') + '.py')
+    if not path.is_file():
+      path = root / module.replace('.', '/') / '__init__.py'
+    tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+    found += [f'{module} imports {name}' for name in sorted(set(_imports(
+        tree, module, path.name == '__init__.py')))
+              if any(_within(name, heavy) for heavy in HEAVY_MODULES)]
+  return found
+
+
+def test_the_input_check_imports_no_tensorflow_tfx_or_beam(tmp_path):
+  assert heavy_imports(REPO_ROOT) == []
+  root = _tree_with(tmp_path, 'pipeline.definition.input_formats',
+                    '\ndef _late():\n  import tensorflow as tf\n')
+  assert heavy_imports(root) == [
+      'pipeline.definition.input_formats imports tensorflow']
+
+
 def test_a_forbidden_import_is_caught(tmp_path):
   root = _tree_with(tmp_path, 'pipeline.definition.pipeline',
                     '\nfrom pipeline.local import dag\n')
@@ -170,7 +297,7 @@ def test_the_pipeline_never_imports_serving(tmp_path):
   assert 'models.train imports serving (models must not import serving)' in (
       violations(import_graph(root)))
   root = _tree_with(tmp_path / 'local', 'serving.batch',
-                    '\nfrom pipeline.local import record_readers\n')
+                    '\nfrom pipeline.local import run_lock\n')
   assert ('serving.batch imports pipeline.local (serving must not import '
           'pipeline.local)') in violations(import_graph(root))
 

@@ -6,7 +6,7 @@ and the state left behind: the previously pushed model is byte-identical,
 nothing new was trained or pushed, and the metadata store still opens.
 
 Structural problems are caught by the preflight
-(`pipeline/local/preflight.py`) before any component runs; they are tested
+(`pipeline/validation/`) before any component runs; they are tested
 directly, plus two through the runner's main(). Problems only visible in the
 statistics (an all-empty column, unseen categories, impossible values) are
 computed in-process with TFDV and fed to the anomaly gate's own executor, for
@@ -37,7 +37,9 @@ from pipeline.components import drift_gate
 from pipeline.definition import dataset_config
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
-from pipeline.local import preflight as input_check
+from pipeline.validation import contract
+from pipeline.validation import driver as input_check
+from pipeline.validation import problems as input_problems
 import schema as schema_lib
 from tests import conftest
 from tests import robustness
@@ -255,7 +257,7 @@ PREFLIGHT_CASES = {
 def test_preflight_stops_bad_input_with_one_line(name, tmp_path):
   case = PREFLIGHT_CASES[name]
   folder = case.build(tmp_path / 'data')
-  with pytest.raises(input_check.InputCheckError) as raised:
+  with pytest.raises(input_problems.InputCheckError) as raised:
     _check(folder)
   message = str(raised.value)
   assert '\n' not in message
@@ -273,7 +275,7 @@ def test_preflight_accepts_the_shipped_data():
 
 def test_allow_listed_extra_column_passes_and_says_so(tmp_path):
   folder = _extra_unknown_column(tmp_path / 'data')
-  report = _check(folder, allowed=[input_check.NEW_COLUMN_ANOMALY])
+  report = _check(folder, allowed=[contract.NEW_COLUMN_ANOMALY])
   assert report.extra_columns == ['surcharge']
   assert ('Allow-listed (SCHEMA_NEW_COLUMN), ignored by the model: '
           'surcharge') in report.summary()
@@ -285,7 +287,7 @@ def test_every_problem_is_listed_and_a_huge_bad_file_stays_cheap(tmp_path):
   for row in rows:
     row[fare] = 'n/a'
   robustness.write_csv(tmp_path / 'data.csv', header, rows)
-  with pytest.raises(input_check.InputCheckError) as raised:
+  with pytest.raises(input_problems.InputCheckError) as raised:
     input_check.check(str(tmp_path), SCHEMA, TAXI, max_problems=5)
   error = raised.value
   # Stops collecting at the limit instead of listing 2,000 lines.
@@ -306,12 +308,12 @@ def test_expectations_come_from_schema_and_spec_not_taxi(tmp_path):
   data = tmp_path / 'data'
   robustness.write_csv(data / 'users.csv', ['age', 'plan', 'churned'],
                        [['31', 'gold', '0'], ['forty', 'basic', '1']])
-  with pytest.raises(input_check.InputCheckError) as raised:
+  with pytest.raises(input_problems.InputCheckError) as raised:
     input_check.check(str(data), str(tmp_path / 'schema.pbtxt'), spec)
   assert "users.csv, line 3, column 'age': value 'forty' is not an integer" in str(
       raised.value)
   robustness.write_csv(data / 'users.csv', ['age', 'plan'], [['31', 'gold']])
-  with pytest.raises(input_check.InputCheckError, match="column 'churned': "
+  with pytest.raises(input_problems.InputCheckError, match="column 'churned': "
                      'required label column is missing'):
     input_check.check(str(data), str(tmp_path / 'schema.pbtxt'), spec)
 
@@ -320,7 +322,7 @@ def test_spec_column_missing_from_schema_is_a_config_error(tmp_path):
   spec = dataclasses.replace(TAXI,
                              numeric_features=('trip_start_timestamp',
                                                'surge_multiplier'))
-  with pytest.raises(input_check.InputCheckError,
+  with pytest.raises(input_problems.InputCheckError,
                      match='surge_multiplier that the curated schema does '
                      'not define; add them to the schema'):
     input_check.check(str(REPO_ROOT / 'data' / 'taxi_sample'), SCHEMA, spec)
@@ -357,7 +359,7 @@ def test_runner_refuses_bad_input_before_any_component(
   data = PREFLIGHT_CASES[name].build(tmp_path / 'data')
   result = local_runner_in_process(outputs, ['--train-steps', '10'],
                                    data_root=data)
-  assert result.returncode == input_check.EXIT_CODE, result.stderr[-2000:]
+  assert result.returncode == input_problems.EXIT_CODE, result.stderr[-2000:]
   line = robustness.failure_line(result)
   assert line.startswith('RUN FAILED: bad input, nothing was run: ')
   for fragment in PREFLIGHT_CASES[name].expected:
@@ -488,9 +490,9 @@ def test_allow_listed_anomaly_continues_and_says_so(useless_model_rerun):
   being blessed, so the check that nothing new reached the serving dir does
   not depend on training noise.
   """
-  assert conftest.NEW_COLUMN_ANOMALY == input_check.NEW_COLUMN_ANOMALY
+  assert conftest.NEW_COLUMN_ANOMALY == contract.NEW_COLUMN_ANOMALY
   run = useless_model_rerun
-  note = (f'Allow-listed ({input_check.NEW_COLUMN_ANOMALY}), ignored by the '
+  note = (f'Allow-listed ({contract.NEW_COLUMN_ANOMALY}), ignored by the '
           f'model: {conftest.EXTRA_COLUMN}')
   assert note in run.killed_log and note in run.rerun.stdout
   # The first run executed the anomaly gate; the re-run took it from cache.

@@ -86,7 +86,13 @@ def test_waiting_run_gets_the_lock_when_the_holder_ends(tmp_path):
 
 def test_waiter_names_a_holder_that_records_itself_late(tmp_path):
   """Two runs started together: the lock is taken a moment before the holder
-  writes its PID. The waiter still names it instead of an unknown run."""
+  writes its PID. The waiter still names it instead of an unknown run.
+
+  The moments are fixed by handshakes, not by sleeps: the holder writes its
+  PID only once the waiter has looked for it and found nothing, and the
+  waiter's grace for an unnamed holder is endless, so its line can only
+  come from the record written late.
+  """
   holder = subprocess.Popen(
       [sys.executable, '-c',
        'import fcntl, json, os, sys, time\n'
@@ -94,18 +100,36 @@ def test_waiter_names_a_holder_that_records_itself_late(tmp_path):
        'os.O_RDWR | os.O_CREAT)\n'
        'fcntl.flock(fd, fcntl.LOCK_EX)\n'
        'print("locked", flush=True)\n'
-       'time.sleep(1.0)\n'
+       'sys.stdin.readline()\n'  # Until the waiter has looked.
        'os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": "h", '
        '"started": "s"}).encode(), 0)\n'
-       'time.sleep(60)\n', str(tmp_path)],
-      stdout=subprocess.PIPE, text=True)
+       'print("recorded", flush=True)\n'
+       'time.sleep(600)\n', str(tmp_path)],
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+  waiter = None
   try:
     assert holder.stdout.readline().strip() == 'locked'
     waiter = subprocess.Popen(
-        [sys.executable, '-c',
-         'import sys; from pipeline.local import run_lock; '
-         'run_lock.acquire(sys.argv[1], timeout_s=-1)', str(tmp_path)],
-        stderr=subprocess.PIPE, text=True, cwd=str(REPO_ROOT))
+        [sys.executable, '-c', textwrap.dedent('''
+            import sys
+            from pipeline.local import run_lock
+            run_lock._ANNOUNCE_GRACE_SECONDS = float('inf')
+            read_holder = run_lock.read_holder
+            def reported(output_dir):
+              details = read_holder(output_dir)
+              print('none' if details is None else 'named', flush=True)
+              return details
+            run_lock.read_holder = reported
+            run_lock.acquire(sys.argv[1], timeout_s=-1)
+            '''), str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=str(REPO_ROOT))
+    # The waiter found the lock taken and no holder recorded yet ...
+    assert waiter.stdout.readline().strip() == 'none'
+    holder.stdin.write('go\n')
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == 'recorded'
+    # ... and names the holder once it has recorded itself.
     assert f'Waiting for run PID {holder.pid}' in waiter.stderr.readline()
   finally:
     holder.kill()

@@ -9,10 +9,14 @@ store: no timing, only who ran, in which process, and what was recorded.
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
+import re
+import threading
 from typing import Dict
 from typing import List
+from typing import Tuple
 
 import pytest
 from tfx.orchestration import metadata
@@ -20,6 +24,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline.inspection import run_model
 from pipeline.local import concurrent_runner
+from pipeline.local import progress
 from pipeline.local import worker_client
 from tests import concurrent_components as cc
 
@@ -73,10 +78,11 @@ def test_at_least_one_node_at_a_time():
 # --- Real pipelines ---------------------------------------------------------
 
 
-def _pipeline(root: pathlib.Path, components: List) -> tfx_pipeline.Pipeline:
+def _pipeline(root: pathlib.Path, components: List,
+              enable_cache: bool = False) -> tfx_pipeline.Pipeline:
   return tfx_pipeline.Pipeline(
       pipeline_name=NAME, pipeline_root=str(root / 'pipeline_root'),
-      components=components, enable_cache=False,
+      components=components, enable_cache=enable_cache,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           str(root / 'metadata.sqlite')))
 
@@ -98,8 +104,8 @@ def _states(root: pathlib.Path) -> Dict[str, str]:
   return {e.component_id: e.state for e in run.executions}
 
 
-def _diamond(root: pathlib.Path, fail_left: str = '', fail_right: str = ''
-             ) -> tfx_pipeline.Pipeline:
+def _diamond(root: pathlib.Path, fail_left: str = '', fail_right: str = '',
+             enable_cache: bool = False) -> tfx_pipeline.Pipeline:
   """Source -> Left, Right (side by side) -> After (needs Left)."""
   board = str(_board(root))
   source = cc.Source(board=board)
@@ -109,7 +115,7 @@ def _diamond(root: pathlib.Path, fail_left: str = '', fail_right: str = ''
                   fail_with=fail_right).with_id('Right')
   after = cc.Step(board=board, me='After',
                   after=left.outputs['out']).with_id('After')
-  return _pipeline(root, [source, left, right, after])
+  return _pipeline(root, [source, left, right, after], enable_cache)
 
 
 def test_independent_nodes_run_at_the_same_time(tmp_path):
@@ -224,3 +230,97 @@ def test_the_worker_masks_secrets_in_its_logs(tmp_path, capfd):
   logs = capfd.readouterr().err
   assert 'Talker says: mysql://u:***@db/mlmd' in logs, logs[-2000:]
   assert 's3cr3t-pw' not in logs
+
+
+# --- Progress events -------------------------------------------------------
+
+
+class _Recorder:
+  """A RunListener that records the runner's calls and passes them on to
+  the real progress printer."""
+
+  def __init__(self, printer: progress.ProgressPrinter):
+    self.printer = printer
+    self.calls: List[Tuple[str, str]] = []
+    self._lock = threading.Lock()
+
+  def run_started(self, run_id: str) -> None:
+    with self._lock:
+      self.calls.append(('run', run_id))
+    self.printer.run_started(run_id)
+
+  def executor_started(self, node_id: str) -> None:
+    with self._lock:
+      self.calls.append(('started', node_id))
+    self.printer.executor_started(node_id)
+
+  def node_finished(self, node_id: str) -> None:
+    with self._lock:
+      self.calls.append(('finished', node_id))
+    self.printer.node_finished(node_id)
+
+
+def _run_with_progress(root: pathlib.Path, worker) -> _Recorder:
+  recorder = _Recorder(progress.ProgressPrinter(
+      str(root / 'metadata.sqlite'), NAME, total=4, out=io.StringIO()))
+  concurrent_runner.ConcurrentDagRunner(
+      worker=worker, worker_nodes=['Right'], listener=recorder).run(
+          _diamond(root, enable_cache=True))
+  recorder.printer.close()
+  return recorder
+
+
+def _progress(recorder: _Recorder) -> Dict[str, List[str]]:
+  """Node -> its progress events, in order ('started', 'complete', ...)."""
+  events: Dict[str, List[str]] = {}
+  for line in recorder.printer.lines:
+    node, event = re.match(r'\[\s*\d+/4\] (\S+)\s+(\S+)', line).groups()
+    events.setdefault(node, []).append(event)
+  return events
+
+
+def test_progress_starts_only_executors_that_run(tmp_path, worker):
+  """A first run and an unchanged re-run, Right in the worker: starts come
+  from the executors, here and in the worker, and the re-run's cache hits
+  get only their `cached` line."""
+  nodes = {'Source', 'Left', 'Right', 'After'}
+  first = _run_with_progress(tmp_path, worker)
+  assert first.calls[0][0] == 'run'
+  for node in nodes:
+    # Each node's start comes before its end, whichever thread ran it.
+    assert [kind for kind, n in first.calls if n == node] == [
+        'started', 'finished'], first.calls
+  assert _progress(first) == {node: ['started', 'complete']
+                              for node in nodes}
+  ran = _ran(tmp_path / 'board')
+
+  again = _run_with_progress(tmp_path, worker)
+  assert again.calls[0][0] == 'run' and again.calls[0] != first.calls[0]
+  assert sorted(n for kind, n in again.calls if kind == 'finished') == sorted(
+      nodes)
+  assert not [n for kind, n in again.calls if kind == 'started']
+  assert _progress(again) == {node: ['cached'] for node in nodes}
+  assert _ran(tmp_path / 'board') == ran  # No executor ran again.
+  assert set(_states(tmp_path).values()) == {'cached'}
+
+
+def test_a_quiet_worker_sends_the_libraries_output_to_the_log(tmp_path):
+  """The worker of a default run: TensorFlow's import and a node's library
+  log lines go to the run's log file; its terminal stays empty."""
+  log = tmp_path / 'logs' / 'run.log'
+  terminal = tmp_path / 'terminal'
+  with open(terminal, 'w', encoding='utf-8') as stderr:
+    started = worker_client.NodeWorker.start(log_path=str(log),
+                                             stderr=stderr)
+  try:
+    board = str(_board(tmp_path))
+    source = cc.Source(board=board)
+    talker = cc.Step(board=board, me='Talker', after=source.outputs['out'],
+                     log='a library line').with_id('Talker')
+    concurrent_runner.ConcurrentDagRunner(
+        worker=started, worker_nodes=['Talker']).run(
+            _pipeline(tmp_path, [source, talker]))
+  finally:
+    started.close()
+  assert terminal.read_text(encoding='utf-8') == ''
+  assert 'Talker says: a library line' in log.read_text(encoding='utf-8')

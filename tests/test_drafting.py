@@ -325,15 +325,12 @@ def test_draft_schema_validates_every_split_without_anomalies(
 def test_draft_schema_is_still_a_contract(binary: drafting.Draft) -> None:
   schema = binary.schema
   assert list(schema.default_environment) == ['TRAINING', 'SERVING']
-  # A column with a value in every row is required, with a shape.
+  # No feature is required, not even one with a value in every row of the
+  # sample (segment): at most one value, read sparse, served when missing.
   segment = _feature(schema, 'segment')
   assert segment.type == schema_pb2.BYTES
-  assert segment.presence.min_fraction == 1.0
-  assert segment.presence.min_count == 1
-  assert [d.size for d in segment.shape.dim] == [1]
-  assert not segment.HasField('value_count')
-  # One with empty cells is optional, at most one value, and read sparse.
-  for name in ('color', 'temperature', 'visits'):
+  assert not binary.config.spec.required_features
+  for name in ('segment', 'color', 'temperature', 'visits'):
     optional = _feature(schema, name)
     assert (optional.value_count.min, optional.value_count.max) == (0, 1)
     assert optional.presence.min_count == 0
@@ -354,6 +351,11 @@ def test_draft_schema_is_still_a_contract(binary: drafting.Draft) -> None:
     assert list(_feature(schema, name).not_in_environment) == ['SERVING']
   assert not _feature(schema, 'color').not_in_environment
   assert sorted(_string_domain(schema, 'label')) == ['no', 'yes']
+  # Only the label, which is never served, must be in every row.
+  label = _feature(schema, 'label')
+  assert label.presence.min_fraction == 1.0
+  assert [d.size for d in label.shape.dim] == [1]
+  assert [f.name for f in schema.feature if f.HasField('shape')] == ['label']
   referenced = {f.domain for f in schema.feature if f.HasField('domain')}
   assert {d.name for d in schema.string_domain} == referenced
 

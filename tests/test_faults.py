@@ -79,7 +79,7 @@ def test_rerun_reaches_the_uninterrupted_decision(useless_model_rerun):
   output_dir = useless_model_rerun.output_dir
   summary = robustness.latest_summary(output_dir)
   assert summary.blessed is False
-  assert 'accuracy_lift_lower_bound' in summary.blessing_reason
+  assert 'auc_lower_bound' in summary.blessing_reason
   assert 'Blessing: NOT BLESSED' in useless_model_rerun.rerun.stdout
   assert summary.pushed_model is None
   assert (robustness.snapshot(output_dir).pushed ==

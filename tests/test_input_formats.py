@@ -93,21 +93,21 @@ def test_the_flag_defaults_to_auto_and_accepts_each_format():
 def test_auto_reads_the_local_folder(tmp_path):
   (tmp_path / 'a.parquet').write_bytes(b'')
   (tmp_path / 'sub').mkdir()  # Sub-folders are the input check's business.
-  assert cli.resolve_input_format(F.AUTO, str(tmp_path)) == F.PARQUET
+  assert input_formats.resolve(F.AUTO, str(tmp_path)) == F.PARQUET
 
 
 def test_an_explicit_format_is_not_second_guessed(tmp_path):
   (tmp_path / 'a.csv').write_text('x\n1\n')
-  assert cli.resolve_input_format(F.TFRECORD, str(tmp_path)) == F.TFRECORD
+  assert input_formats.resolve(F.TFRECORD, str(tmp_path)) == F.TFRECORD
 
 
 def test_auto_means_csv_where_nothing_can_be_listed(tmp_path):
-  assert cli.resolve_input_format(F.AUTO, 'gs://bucket/data') == F.CSV
-  assert cli.resolve_input_format(F.AUTO, str(tmp_path / 'missing')) == F.CSV
+  assert input_formats.resolve(F.AUTO, 'gs://bucket/data') == F.CSV
+  assert input_formats.resolve(F.AUTO, str(tmp_path / 'missing')) == F.CSV
 
 
 def test_the_default_data_is_csv():
-  assert cli.resolve_input_format(F.AUTO, str(cli.DEFAULT_DATA_ROOT)) == F.CSV
+  assert input_formats.resolve(F.AUTO, str(cli.DEFAULT_DATA_ROOT)) == F.CSV
 
 
 def _config(argv, **kwargs) -> config_lib.PipelineConfig:

@@ -13,7 +13,10 @@ from typing import Sequence
 import pytest
 
 from models import features
-from pipeline.local import preflight
+from pipeline.validation import contract
+from pipeline.validation import driver as input_check
+from pipeline.validation import labels
+from pipeline.validation import problems as input_problems
 
 LABEL = 'y'
 HEADER = ('x', 'color', LABEL)
@@ -33,22 +36,22 @@ def _write(folder: pathlib.Path, labels: Sequence[str], name: str = 'data.csv',
   return path
 
 
-def _rule(task: str, **spec_fields) -> preflight.LabelRule:
+def _rule(task: str, **spec_fields) -> contract.LabelRule:
   spec = features.DatasetSpec(name='t', label_key=LABEL, task=task,
                               numeric_features=('x',),
                               categorical_features=('color',), **spec_fields)
-  return preflight.LabelRule.from_spec(spec)
+  return contract.LabelRule.from_spec(spec)
 
 
-def _problems(data: pathlib.Path, rule: preflight.LabelRule
-              ) -> List[preflight.Problem]:
-  with pytest.raises(preflight.InputCheckError) as raised:
-    preflight.check_without_schema(str(data), rule)
+def _problems(data: pathlib.Path, rule: contract.LabelRule
+              ) -> List[input_problems.Problem]:
+  with pytest.raises(input_problems.InputCheckError) as raised:
+    input_check.check_without_schema(str(data), rule)
   return raised.value.problems
 
 
-def _only(problems: List[preflight.Problem], path: pathlib.Path,
-          line: Optional[int], *phrases: str) -> preflight.Problem:
+def _only(problems: List[input_problems.Problem], path: pathlib.Path,
+          line: Optional[int], *phrases: str) -> input_problems.Problem:
   """Asserts a single problem at `path`, `line`, the label column."""
   assert len(problems) == 1, [str(p) for p in problems]
   problem = problems[0]
@@ -124,7 +127,7 @@ def test_regression_label_must_be_a_finite_number(tmp_path):
 
 def test_multiclass_needs_two_classes(tmp_path):
   _write(tmp_path, ['cat'] * 12)
-  _only(_problems(tmp_path, preflight.LabelRule(LABEL, 'multiclass')),
+  _only(_problems(tmp_path, contract.LabelRule(LABEL, 'multiclass')),
         tmp_path, None, "label holds 1 class(es) ('cat' (12 rows))",
         'a multiclass model needs at least 2')
 
@@ -133,7 +136,7 @@ def test_multiclass_small_class_names_count_and_first_line(tmp_path):
   labels = ['cat', 'dog'] * 10 + ['bird'] * 3
   labels[5] = 'bird'  # First 'bird' on line 7; 'dog' keeps 9 rows.
   path = _write(tmp_path, labels)
-  problems = _problems(tmp_path, preflight.LabelRule(LABEL, 'multiclass'))
+  problems = _problems(tmp_path, contract.LabelRule(LABEL, 'multiclass'))
   assert [(p.line, p.column) for p in problems] == [(3, LABEL), (7, LABEL)]
   dog, bird = problems
   assert dog.path == bird.path == str(path)
@@ -145,8 +148,8 @@ def test_multiclass_small_class_names_count_and_first_line(tmp_path):
 
 def test_min_rows_per_class_is_configurable(tmp_path):
   _write(tmp_path, ['cat', 'dog', 'dog', 'bird'])
-  rule = preflight.LabelRule(LABEL, 'multiclass', min_rows_per_class=1)
-  assert preflight.check_without_schema(str(tmp_path), rule).label_counts == {
+  rule = contract.LabelRule(LABEL, 'multiclass', min_rows_per_class=1)
+  assert input_check.check_without_schema(str(tmp_path), rule).label_counts == {
       'dog': 2, 'cat': 1, 'bird': 1}
 
 
@@ -173,9 +176,9 @@ def test_configured_class_without_rows(tmp_path):
 
 
 def test_multiclass_too_many_distinct_values(tmp_path, monkeypatch):
-  monkeypatch.setattr(preflight, 'MAX_DISTINCT_LABELS', 4)
+  monkeypatch.setattr(labels, 'MAX_DISTINCT_LABELS', 4)
   path = _write(tmp_path, [f'id{i}' for i in range(8)])
-  _only(_problems(tmp_path, preflight.LabelRule(LABEL, 'multiclass')), path,
+  _only(_problems(tmp_path, contract.LabelRule(LABEL, 'multiclass')), path,
         6, 'more than 4 distinct values', 'too many to be classes')
 
 
@@ -184,7 +187,7 @@ def test_unreadable_rows_skip_the_whole_dataset_checks(tmp_path):
   path = _write(tmp_path, ['cat', 'dog', 'bird'])
   with open(path, 'a', encoding='utf-8') as f:
     f.write('9,red,cat,extra\n')
-  problems = _problems(tmp_path, preflight.LabelRule(LABEL, 'multiclass'))
+  problems = _problems(tmp_path, contract.LabelRule(LABEL, 'multiclass'))
   assert [(p.line, p.column) for p in problems] == [(5, None)]
   assert 'has 4 values but the header has 3' in problems[0].message
 
@@ -192,8 +195,8 @@ def test_unreadable_rows_skip_the_whole_dataset_checks(tmp_path):
 def test_classes_are_counted_across_files(tmp_path):
   _write(tmp_path, ['cat'] * 6 + ['dog'] * 4, name='a.csv')
   _write(tmp_path, ['cat'] * 4 + ['dog'] * 6, name='b.csv')
-  report = preflight.check_without_schema(
-      str(tmp_path), preflight.LabelRule(LABEL, 'multiclass'))
+  report = input_check.check_without_schema(
+      str(tmp_path), contract.LabelRule(LABEL, 'multiclass'))
   assert report.label_counts == {'cat': 10, 'dog': 10}
   assert report.rows == 20
 
@@ -203,7 +206,7 @@ def test_classes_are_counted_across_files(tmp_path):
 
 def test_binary_zero_one_is_accepted(tmp_path):
   _write(tmp_path, ['0', '1', '0', '0'])
-  report = preflight.check_without_schema(str(tmp_path), _rule('binary'))
+  report = input_check.check_without_schema(str(tmp_path), _rule('binary'))
   assert report.label_counts == {'0': 3, '1': 1}
   assert "Label 'y': 2 classes (0 3, 1 1)." in report.summary()
 
@@ -213,7 +216,7 @@ def test_binary_strings_with_positive_label_are_accepted(tmp_path):
   rule = _rule('binary', label_positive_values=('yes',),
                label_classes=('no', 'yes'))
   assert rule.classes == ()  # Binary label_classes only name the scores.
-  report = preflight.check_without_schema(str(tmp_path), rule)
+  report = input_check.check_without_schema(str(tmp_path), rule)
   assert report.label_counts == {'no': 2, 'yes': 1}
   assert "Label 'y': 2 classes (no 2, yes 1; positive: yes)." in (
       report.summary())
@@ -222,7 +225,7 @@ def test_binary_strings_with_positive_label_are_accepted(tmp_path):
 def test_multiclass_strings_with_gaps_in_other_columns(tmp_path):
   labels = ['Adelie'] * 15 + ['Gentoo'] * 12 + ['Chinstrap'] * 10
   _write(tmp_path, labels)  # 'color' is empty in every third row.
-  report = preflight.check_without_schema(
+  report = input_check.check_without_schema(
       str(tmp_path), _rule('multiclass',
                            label_classes=('Adelie', 'Chinstrap', 'Gentoo')))
   assert list(report.label_counts.items()) == [
@@ -234,22 +237,22 @@ def test_multiclass_strings_with_gaps_in_other_columns(tmp_path):
 def test_summary_caps_the_classes_listed(tmp_path):
   labels = [c for c in 'abcdefg' for _ in range(10)]
   _write(tmp_path, labels)
-  report = preflight.check_without_schema(
-      str(tmp_path), preflight.LabelRule(LABEL, 'multiclass'))
+  report = input_check.check_without_schema(
+      str(tmp_path), contract.LabelRule(LABEL, 'multiclass'))
   assert "7 classes (a 10, b 10, c 10, d 10, e 10, 2 more)." in (
       report.summary())
 
 
 def test_regression_floats_are_accepted(tmp_path):
   _write(tmp_path, ['1.5', '-2', '3e2', '0.000895'])
-  report = preflight.check_without_schema(str(tmp_path), _rule('regression'))
+  report = input_check.check_without_schema(str(tmp_path), _rule('regression'))
   assert report.label_counts == {}
   assert "Label 'y': a number in every row (regression)." in report.summary()
 
 
 def test_without_schema_accepts_any_column(tmp_path):
   _write(tmp_path, ['0', '1'], header=('surcharge', 'free text', LABEL))
-  report = preflight.check_without_schema(str(tmp_path), _rule('binary'))
+  report = input_check.check_without_schema(str(tmp_path), _rule('binary'))
   assert report.columns == ['surcharge', 'free text', LABEL]
   assert report.extra_columns == []
   assert 'Allow-listed' not in report.summary()
@@ -282,12 +285,12 @@ def test_check_applies_the_spec_label_rule(tmp_path):
                               numeric_features=('x',))
   data = tmp_path / 'data'
   path = _write(data, ['cat', 'dog'] * 10 + ['cow'])
-  with pytest.raises(preflight.InputCheckError) as raised:
-    preflight.check(str(data), _schema(tmp_path, 'BYTES'), spec)
+  with pytest.raises(input_problems.InputCheckError) as raised:
+    input_check.check(str(data), _schema(tmp_path, 'BYTES'), spec)
   _only(raised.value.problems, path, 22,
         "label value 'cow' (1 row) is not one of the classes")
   path.write_text(path.read_text().replace('cow', 'dog'))
-  report = preflight.check(str(data), _schema(tmp_path, 'BYTES'), spec)
+  report = input_check.check(str(data), _schema(tmp_path, 'BYTES'), spec)
   assert report.label_counts == {'dog': 11, 'cat': 10}
 
 
@@ -297,8 +300,8 @@ def test_check_reports_a_non_numeric_regression_label_once(tmp_path):
                               numeric_features=('x',))
   data = tmp_path / 'data'
   path = _write(data, ['1.5', 'n/a', '2'])
-  with pytest.raises(preflight.InputCheckError) as raised:
-    preflight.check(str(data), _schema(tmp_path, 'FLOAT'), spec)
+  with pytest.raises(input_problems.InputCheckError) as raised:
+    input_check.check(str(data), _schema(tmp_path, 'FLOAT'), spec)
   _only(raised.value.problems, path, 3,
         "value 'n/a' is not a finite number as the schema requires")
 
@@ -308,8 +311,8 @@ def test_check_refuses_empty_labels(tmp_path):
                               numeric_features=('x',))
   data = tmp_path / 'data'
   path = _write(data, ['0', '', '1'])
-  with pytest.raises(preflight.InputCheckError) as raised:
-    preflight.check(str(data), _schema(tmp_path, 'INT'), spec)
+  with pytest.raises(input_problems.InputCheckError) as raised:
+    input_check.check(str(data), _schema(tmp_path, 'INT'), spec)
   _only(raised.value.problems, path, 3, 'label is empty in 1 row (line(s) 3)')
 
 
@@ -318,7 +321,7 @@ def test_check_refuses_empty_labels(tmp_path):
 
 def test_label_rule_from_spec():
   rule = _rule('multiclass', label_classes=('a', 'b'))
-  assert rule == preflight.LabelRule(LABEL, 'multiclass', classes=('a', 'b'))
+  assert rule == contract.LabelRule(LABEL, 'multiclass', classes=('a', 'b'))
   assert _rule('binary', label_positive_values=('>50K',)).positive_values == (
       '>50K',)
 
@@ -331,4 +334,4 @@ def test_label_rule_from_spec():
 ])
 def test_label_rule_refuses_inconsistent_settings(fields, phrase):
   with pytest.raises(ValueError, match=phrase):
-    preflight.LabelRule(LABEL, **fields)
+    contract.LabelRule(LABEL, **fields)

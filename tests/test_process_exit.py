@@ -36,10 +36,19 @@ def test_the_code_and_unflushed_output_survive_and_atexit_runs(tmp_path):
 
 
 def test_a_running_non_daemon_thread_is_joined():
+  # The thread finishes only once exit_process has looked at the running
+  # threads: it is still running then, whatever the scheduling.
   result = _run('''
-      import threading, time
+      import threading
+      looked = threading.Event()
+      enumerate_threads = threading.enumerate
+      def enumerate_and_tell():
+        threads = enumerate_threads()
+        looked.set()
+        return threads
+      process_exit.threading.enumerate = enumerate_and_tell
       def late():
-        time.sleep(0.5)
+        looked.wait()
         print('thread finished', flush=True)
       threading.Thread(target=late).start()
       process_exit.exit_process(0)

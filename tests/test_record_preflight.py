@@ -1,4 +1,4 @@
-"""The input check of Parquet, Avro and TFRecord folders (record_preflight).
+"""The input check of Parquet, Avro and TFRecord folders (pipeline/validation).
 
 Unit tests, without TensorFlow: TFX's taxi rows in the three formats pass,
 read from the installed `tfx` package; small files written here with one
@@ -17,25 +17,26 @@ from pyarrow import parquet as pq
 import pytest
 
 from models import features
-from pipeline.local import preflight
-from pipeline.local import record_preflight
-from pipeline.local import tf_example_records
+from pipeline.validation import contract
+from pipeline.validation import driver as input_check
+from pipeline.validation import problems as input_problems
+from pipeline.validation import tf_example_records
 from tests import record_files
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import REPO_ROOT
 from tests.conftest import SAMPLE_DATA
 
 SCHEMA = str(REPO_ROOT / 'schema' / 'taxi' / 'schema.pbtxt')
-TIPS = preflight.LabelRule(record_files.TAXI_LABEL, features.REGRESSION)
+TIPS = contract.LabelRule(record_files.TAXI_LABEL, features.REGRESSION)
 
 
-def _draft_check(folder, input_format, rule=TIPS) -> preflight.Report:
-  return preflight.check_without_schema(str(folder), rule,
+def _draft_check(folder, input_format, rule=TIPS) -> input_check.Report:
+  return input_check.check_without_schema(str(folder), rule,
                                         input_format=input_format)
 
 
 def _refusal(folder, input_format, rule=TIPS) -> str:
-  with pytest.raises(preflight.InputCheckError) as e:
+  with pytest.raises(input_problems.InputCheckError) as e:
     _draft_check(folder, input_format, rule)
   return str(e.value)
 
@@ -72,7 +73,7 @@ def test_tfx_avro_folder_as_shipped_is_refused_for_its_script(tmp_path):
 
 
 def test_label_classes_are_counted(tmp_path):
-  rule = preflight.LabelRule('payment_type', features.MULTICLASS,
+  rule = contract.LabelRule('payment_type', features.MULTICLASS,
                              min_rows_per_class=1)
   report = _draft_check(record_files.taxi_folder('tfrecord', tmp_path),
                         'tfrecord', rule)
@@ -135,7 +136,7 @@ def test_a_binary_label_with_one_class_is_refused(tmp_path):
   record_files.write_parquet(tmp_path / 'a.parquet',
                              {'y': [1] * 30, 'x': list(range(30))})
   message = _refusal(tmp_path, 'parquet',
-                     preflight.LabelRule('y', features.BINARY))
+                     contract.LabelRule('y', features.BINARY))
   assert message.startswith(f"{tmp_path}, column 'y': every row holds the "
                             'same label')
 
@@ -150,10 +151,10 @@ def _sample_parquet(folder: pathlib.Path, change=None) -> pathlib.Path:
   return folder
 
 
-def _curated_check(folder, allowed=()) -> preflight.Report:
+def _curated_check(folder, allowed=()) -> input_check.Report:
   from pipeline.definition import dataset_config  # pylint: disable=g-import-not-at-top
   spec = dataset_config.load_named('taxi').spec
-  return preflight.check(str(folder), SCHEMA, spec, allowed,
+  return input_check.check(str(folder), SCHEMA, spec, allowed,
                          input_format='parquet')
 
 
@@ -169,7 +170,7 @@ def test_a_column_of_the_wrong_type_for_the_curated_schema_is_refused(
     index = table.schema.get_field_index('fare')
     return table.set_column(index, 'fare', table['fare'].cast(pa.string()))
   folder = _sample_parquet(tmp_path / 'data', fare_as_text)
-  with pytest.raises(preflight.InputCheckError) as e:
+  with pytest.raises(input_problems.InputCheckError) as e:
     _curated_check(folder)
   assert str(e.value) == (
       f"{folder / 'sample.parquet'}, column 'fare': column holds strings, but "
@@ -182,11 +183,11 @@ def test_an_unknown_column_is_refused_unless_allow_listed(tmp_path):
     return table.append_column('dispatch_note', pa.array(
         ['x'] * table.num_rows))
   folder = _sample_parquet(tmp_path / 'data', with_note)
-  with pytest.raises(preflight.InputCheckError) as e:
+  with pytest.raises(input_problems.InputCheckError) as e:
     _curated_check(folder)
   assert "column 'dispatch_note': column is not in the curated schema" in (
       str(e.value))
-  report = _curated_check(folder, [preflight.NEW_COLUMN_ANOMALY])
+  report = _curated_check(folder, [contract.NEW_COLUMN_ANOMALY])
   assert report.extra_columns == ['dispatch_note']
 
 
@@ -275,7 +276,7 @@ def test_a_gz_file_that_is_not_gzip_is_refused(tmp_path):
 
 def test_sequence_examples_are_refused(tmp_path):
   folder = record_files.tfx_external_data() / 'tfrecord_sequence'
-  assert _refusal(folder, 'tfrecord', preflight.LabelRule(
+  assert _refusal(folder, 'tfrecord', contract.LabelRule(
       'i', features.REGRESSION)).startswith(
           f'{folder / "data_tfrecord-00000-of-00001.gz"}, row 1: is not a '
           'readable TFRecord (tf.Example) file (record 1 is a '
@@ -333,9 +334,11 @@ def test_the_light_reader_agrees_with_the_framing_tfx_wrote():
   assert gzip.open(path).read(1)  # Really gzip, read as ImportExampleGen does.
 
 
-def test_record_preflight_has_no_checker_for_csv():
-  with pytest.raises(ValueError, match='No record preflight'):
-    record_preflight.checker('csv')
+def test_an_unknown_input_format_has_no_reader(tmp_path):
+  with pytest.raises(ValueError, match="No input check for input format "
+                     "'xml'; use one of csv, parquet, avro, tfrecord."):
+    input_check.check_folder(str(tmp_path), 'xml',
+                             contract.Expectations.without_schema('tips'))
 
 
 # --- The runner: refused before TensorFlow is imported. -------------------
@@ -350,7 +353,7 @@ def test_runner_refuses_a_bad_tfrecord_with_exit_3_without_tensorflow(
        str(data), '--output-dir', str(tmp_path / 'out'), '--label', 'tips',
        '--task', 'regression'],
       capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
-  assert result.returncode == preflight.EXIT_CODE, result.stderr[-3000:]
+  assert result.returncode == input_problems.EXIT_CODE, result.stderr[-3000:]
   failures = [line for line in result.stderr.splitlines()
               if line.startswith('RUN FAILED')]
   assert failures == [
@@ -361,7 +364,7 @@ def test_runner_refuses_a_bad_tfrecord_with_exit_3_without_tensorflow(
   imported = {line.rsplit('|', 1)[1].strip()
               for line in result.stderr.splitlines()
               if line.startswith('import time:') and line.count('|') == 2}
-  assert 'pipeline.local.tf_example_records' in imported
+  assert 'pipeline.validation.tf_example_records' in imported
   assert 'tensorflow' not in imported
   assert not (tmp_path / 'out' / 'metadata.sqlite').exists()
 
@@ -372,6 +375,6 @@ def test_runner_refuses_a_corrupt_parquet_in_process(local_runner_in_process,
   data.mkdir()
   (data / 'rows.parquet').write_bytes(b'PAR1' + b'\x00' * 64)
   result = local_runner_in_process(tmp_path / 'out', data_root=data)
-  assert result.returncode == preflight.EXIT_CODE
+  assert result.returncode == input_problems.EXIT_CODE
   assert (f"RUN FAILED: bad input, nothing was run: {data / 'rows.parquet'}: "
           'is not a readable Parquet file') in result.stderr

@@ -14,7 +14,7 @@ import sys
 from typing import List
 from typing import Set
 
-from pipeline.local import preflight as input_check
+from pipeline.validation import problems as input_problems
 from tests import robustness
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import REPO_ROOT
@@ -48,12 +48,12 @@ def test_refused_input_exits_3_with_one_line_without_tensorflow(tmp_path):
   result = _run_with_importtime(
       ['--data-root', str(missing), '--output-dir', str(tmp_path / 'out')],
       REPO_ROOT)
-  assert result.returncode == input_check.EXIT_CODE, result.stderr[-3000:]
+  assert result.returncode == input_problems.EXIT_CODE, result.stderr[-3000:]
   line = robustness.failure_line(result)
   assert line.startswith('RUN FAILED: bad input, nothing was run: ')
   assert 'no_such_folder: data folder does not exist' in line
   imported = _imported(result.stderr)
-  assert 'pipeline.local.preflight' in imported
+  assert 'pipeline.validation.driver' in imported
   assert 'tensorflow' not in imported
   assert not (tmp_path / 'out' / 'metadata.sqlite').exists()
 

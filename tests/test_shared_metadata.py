@@ -26,8 +26,8 @@ from urllib import parse
 from absl import logging as absl_logging
 import pytest
 
+from pipeline.facts import metadata_location
 from pipeline.inspection import lineage
-from pipeline.inspection import metadata_location
 from pipeline.inspection import native_stderr
 from pipeline.inspection import run_model
 from pipeline.local import run as local_run
@@ -265,7 +265,7 @@ def test_nothing_listening_exits_5_in_one_line_without_tensorflow(tmp_path):
       'SQLite store in the output dir.')
   _assert_no_password(result.stdout + result.stderr, CANARY)
   imported = _imported(result.stderr)
-  assert 'pipeline.inspection.metadata_location' in imported
+  assert 'pipeline.facts.metadata_location' in imported
   assert 'tensorflow' not in imported
   assert not out.exists()  # Not even the lock file.
 

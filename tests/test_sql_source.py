@@ -29,8 +29,10 @@ import pytest
 
 from pipeline import flags as cli
 from pipeline.components import sql_rows
-from pipeline.local import preflight
-from pipeline.local import sql_preflight
+from pipeline.facts import sql_url
+from pipeline.validation import contract
+from pipeline.validation import driver as input_check
+from pipeline.validation import problems as input_problems
 from tests import postgres_server
 from tests.conftest import LOCAL_RUNNER
 from tests.conftest import REPO_ROOT
@@ -68,26 +70,26 @@ def postgres() -> Iterator[postgres_server.PostgresServer]:
     yield server
 
 
-def _taxi_expectations() -> preflight.Expectations:
+def _taxi_expectations() -> contract.Expectations:
   # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import dataset_config
   taxi = dataset_config.load_named('taxi')
-  return preflight.load_expectations(taxi.schema_path, taxi.spec)
+  return contract.load_expectations(taxi.schema_path, taxi.spec)
 
 
-def _taxi_rule() -> preflight.LabelRule:
+def _taxi_rule() -> contract.LabelRule:
   # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import dataset_config
-  return preflight.LabelRule.from_spec(dataset_config.load_named('taxi').spec)
+  return contract.LabelRule.from_spec(dataset_config.load_named('taxi').spec)
 
 
-def _check(url: str, query: str, **kwargs) -> sql_preflight.QueryReport:
-  return sql_preflight.check(url, query, _taxi_expectations(),
+def _check(url: str, query: str, **kwargs) -> input_check.Report:
+  return input_check.check_query(url, query, _taxi_expectations(),
                              label_rule=_taxi_rule(), **kwargs)
 
 
 def _refusal(url: str, query: str) -> str:
-  with pytest.raises(preflight.InputCheckError) as raised:
+  with pytest.raises(input_problems.InputCheckError) as raised:
     _check(url, query)
   return str(raised.value)
 
@@ -152,18 +154,18 @@ def test_label_drafting_is_refused_with_a_sql_source():
     ('no url', 'no url'),
 ])
 def test_urls_are_shown_with_the_password_masked(url, shown):
-  assert sql_rows.masked(url) == shown
+  assert sql_url.masked(url) == shown
 
 
 def test_a_bad_url_is_named_masked():
-  with pytest.raises(sql_rows.SqlSourceError) as raised:
-    sql_rows.split_password(f'postgresql//u:{CANARY}@h/db')
+  with pytest.raises(sql_url.SqlSourceError) as raised:
+    sql_url.split_password(f'postgresql//u:{CANARY}@h/db')
   _assert_no_password(str(raised.value), CANARY)
   assert 'is not a database URL' in str(raised.value)
 
 
 def test_a_url_for_a_missing_driver_says_what_to_install():
-  with pytest.raises(preflight.InputCheckError) as raised:
+  with pytest.raises(input_problems.InputCheckError) as raised:
     _check('oracle+cx_oracle://u@h/db', 'SELECT 1 FROM dual')
   assert 'cannot use --sql-url oracle+cx_oracle://u@h/db' in str(raised.value)
   assert 'SQLAlchemy driver' in str(raised.value)
@@ -254,7 +256,7 @@ def test_a_clean_table_passes_with_its_fingerprint_and_kinds(postgres):
 
 
 def test_the_password_can_come_from_the_environment(postgres, monkeypatch):
-  monkeypatch.setenv(sql_rows.PASSWORD_ENV, postgres.password)
+  monkeypatch.setenv(sql_url.PASSWORD_ENV, postgres.password)
   assert _check(postgres.bare_url(DATABASE), SELECT_ALL).rows == SAMPLE_ROWS
 
 
@@ -385,8 +387,8 @@ def test_the_runner_refuses_a_wrong_password_in_one_line(postgres, tmp_path):
   out = tmp_path / 'out'
   result = _run_script(['--output-dir', str(out), '--sql-url',
                         postgres.bare_url(DATABASE), '--query', SELECT_ALL],
-                       env={cli.SQL_PASSWORD_ENV: CANARY})
-  assert result.returncode == preflight.EXIT_CODE, result.stderr[-3000:]
+                       env={sql_url.PASSWORD_ENV: CANARY})
+  assert result.returncode == input_problems.EXIT_CODE, result.stderr[-3000:]
   lines = [line for line in result.stderr.splitlines()
            if not line.startswith('import time:')]
   assert len(lines) == 1, lines

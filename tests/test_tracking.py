@@ -25,11 +25,12 @@ import pytest
 from models import features
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
-from pipeline.inspection import metadata_location
+from pipeline.facts import layout as layout_lib
+from pipeline.facts import metadata_location
+from pipeline.facts import tracking_location as location_lib
 from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
-from pipeline.tracking import location as location_lib
 from pipeline.tracking import mlflow_log
 from pipeline.tracking import mlflow_worker
 from pipeline.tracking import tracker as tracker_lib
@@ -107,16 +108,16 @@ def _parsed(*argv: str) -> argparse.Namespace:
 
 def test_flags_choose_the_store(tmp_path):
   root = str(tmp_path)
-  default = cli.OutputLayout(root, **cli.tracking_settings(_parsed()))
+  default = layout_lib.OutputLayout(root, **cli.tracking_settings(_parsed()))
   assert default.tracking == location_lib.local_store(root)
-  server = cli.OutputLayout(root, **cli.tracking_settings(
+  server = layout_lib.OutputLayout(root, **cli.tracking_settings(
       _parsed('--mlflow-uri', 'http://127.0.0.1:5000')))
   assert server.tracking.uri == 'http://127.0.0.1:5000'
-  off = cli.OutputLayout(root, **cli.tracking_settings(
+  off = layout_lib.OutputLayout(root, **cli.tracking_settings(
       _parsed('--no-mlflow')))
   assert off.tracking is None
   # A layout built without the flags (Airflow, tests) logs locally.
-  assert cli.OutputLayout(root).tracking == location_lib.local_store(root)
+  assert layout_lib.OutputLayout(root).tracking == location_lib.local_store(root)
 
 
 def test_mlflow_uri_and_no_mlflow_exclude_each_other(capsys):
@@ -346,8 +347,8 @@ def test_first_run_is_on_the_server_with_params_metrics_and_tags(
   assert params['gate.min_auc'] == '0.9'
   assert params['input_format'] == 'csv'
   metrics = logged.data.metrics
-  for name in ('auc', 'binary_accuracy', 'accuracy_lift_lower_bound',
-               'example_count'):
+  for name in ('auc', 'binary_accuracy', 'auc_lower_bound',
+               'log_loss_skill', 'example_count'):
     assert metrics[name] == pytest.approx(summary.metrics[name], abs=1e-9)
   cash = summary.slice_metrics['payment_type=Cash']
   assert metrics['slice/payment_type:Cash/binary_accuracy'] == (
@@ -358,6 +359,9 @@ def test_first_run_is_on_the_server_with_params_metrics_and_tags(
   assert tags['mlmd.store'] == e2e_run.metadata_path
   assert tags['gate.decision'] == 'BLESSED'
   assert tags['gate.reason'] == summary.blessing_reason
+  assert tags['gate.sentence'] == summary.blessing_sentence
+  assert metrics['decision_threshold'] == pytest.approx(
+      summary.decision['threshold'], abs=1e-9)
   chain = {link.stage: link.artifact_id for link in first.chain()}
   for stage in ('examples', 'transform', 'model', 'evaluation', 'blessing',
                 'push'):
@@ -388,8 +392,12 @@ def test_first_run_artifacts_and_registered_version(e2e_run, mlflow_server,
   assert 'schema/schema.pbtxt' in files
   for split in ('train', 'eval', 'test'):
     assert f'statistics/Split-{split}/FeatureStats.pb' in files
-  assert 'model/saved_model.pb' in files
-  assert 'model/model_card.json' in files
+  # An MLflow model (tests/test_mlflow_models.py): the MLmodel beside the
+  # SavedModel as pushed, card included, under data/<version>/.
+  version_dir = f'model/data/{os.path.basename(pushed)}'
+  assert 'model/MLmodel' in files
+  assert f'{version_dir}/saved_model.pb' in files
+  assert f'{version_dir}/model_card.json' in files
   assert 'model_card/model_card.html' in files
   # Artifacts are the run's files, byte for byte, through the server.
   local = client.download_artifacts(run_id, 'schema/schema.pbtxt',
@@ -404,6 +412,8 @@ def test_first_run_artifacts_and_registered_version(e2e_run, mlflow_server,
   assert version.tags[mlflow_log.PUSH_PATH_TAG] == pushed
   assert version.tags['mlmd.run_id'] == first.run_id
   assert version.source.endswith('/model')
+  assert client.get_model_version('taxi', '1').aliases == [
+      mlflow_worker.CHAMPION]
   assert 'registered model taxi version 1' in _mlflow_line(
       e2e_run.outputs[0].stdout)
   store = run_model.open_store(e2e_run.metadata_path)

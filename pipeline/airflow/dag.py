@@ -27,8 +27,9 @@ from typing import Tuple
 
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
-from pipeline.inspection import metadata_location
-from pipeline.tracking import location as tracking_location
+from pipeline.facts import layout as layout_lib
+from pipeline.facts import metadata_location
+from pipeline.facts import tracking_location
 
 if TYPE_CHECKING:
   from airflow import models as airflow_models
@@ -117,27 +118,20 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def layout_from(args: argparse.Namespace,
-                environ: Mapping[str, str]) -> cli.OutputLayout:
+                environ: Mapping[str, str]) -> layout_lib.OutputLayout:
   """Where the DAG's runs write and keep their metadata.
 
   Raises:
     AirflowConfigError: The output dir is missing (with the SQLite store,
       which lives in it), or --metadata-url is malformed.
   """
-  metadata = None
-  if args.metadata_url is not None:
-    try:
-      metadata = metadata_location.parse_url(
-          args.metadata_url, password=environ.get('MYSQL_PWD'))
-    except metadata_location.MetadataUrlError as e:
-      raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from None
   try:
-    tracking = cli.tracking_settings(args)
-  except tracking_location.TrackingUriError as e:
+    layout = cli.output_layout(args, os.path.normpath(args.output_dir),
+                               environ)
+  except (metadata_location.MetadataUrlError,
+          tracking_location.TrackingUriError) as e:
     raise AirflowConfigError(f'{ARGS_ENV_VAR}: {e}') from None
-  layout = cli.OutputLayout(os.path.normpath(args.output_dir), metadata,
-                            **tracking)
-  if metadata is None and not os.path.isdir(layout.root):
+  if layout.metadata is None and not os.path.isdir(layout.root):
     raise AirflowConfigError(
         f'{ARGS_ENV_VAR}: --output-dir {layout.root} does not exist. Create '
         f'it (mkdir -p {layout.root}): the metadata store '
@@ -147,7 +141,7 @@ def layout_from(args: argparse.Namespace,
 
 
 def config_from(argv: Sequence[str], environ: Mapping[str, str]
-                ) -> Tuple[config_lib.PipelineConfig, cli.OutputLayout]:
+                ) -> Tuple[config_lib.PipelineConfig, layout_lib.OutputLayout]:
   """The pipeline config and output layout the runner flags describe.
 
   Args:
@@ -188,7 +182,7 @@ def config_from(argv: Sequence[str], environ: Mapping[str, str]
 
 
 def dag_settings(config: config_lib.PipelineConfig,
-                 layout: cli.OutputLayout) -> Dict[str, Any]:
+                 layout: layout_lib.OutputLayout) -> Dict[str, Any]:
   """The keyword arguments of the `airflow.models.DAG`."""
   return {
       'schedule': SCHEDULE,

@@ -29,6 +29,7 @@ from typing import Tuple
 
 from pipeline import flags as cli
 from pipeline.definition import config as config_lib
+from pipeline.facts import files
 import schema as schema_lib
 
 # The Dockerfile installs the package here (`pip install --target`) and puts
@@ -386,7 +387,8 @@ def kubeflow_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   config = cli.build_config(
       args, pipeline_root=pipeline_root, dataset=dataset,
       serving_model_dir=(args.serving_model_dir or
-                         pipeline_root.rstrip('/') + '/serving_model'),
+                         pipeline_root.rstrip('/') + '/' +
+                         files.SERVING_MODEL_DIR),
       data_root=require_gcs('--data-root', args.data_root, DATA_HINT),
       schema_path=args.schema or container_schema_path(dataset.schema_path))
   if not args.use_dataflow:

@@ -53,12 +53,12 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from pipeline.components import anomaly_gate
+from pipeline.facts import components as component_ids
+from pipeline.facts import files
 
-DRIFT_GATE = 'DriftGate'
 ACCEPTED_STATISTICS = 'accepted_statistics'
 # Under the pipeline root: one baseline record per pipeline name.
 BASELINE_DIR = 'drift_baseline'
-SCHEMA_FILE = 'schema.pbtxt'
 # Splits compared by default. Train is the largest, so sampling noise is
 # smallest there; eval/test are a tenth of the data each.
 DEFAULT_SPLITS = 'train'
@@ -90,7 +90,7 @@ def read_statistics(artifact: standard_artifacts.ExampleStatistics,
 
 
 def read_schema(uri: str) -> schema_pb2.Schema:
-  return io_utils.SchemaReader().read(os.path.join(uri, SCHEMA_FILE))
+  return io_utils.SchemaReader().read(os.path.join(uri, files.SCHEMA_FILE))
 
 
 def drift_lines(current: statistics_pb2.DatasetFeatureStatisticsList,
@@ -301,7 +301,7 @@ def add_to_pipeline(components: List, example_gen, statistics_gen,
       examples=example_gen.outputs['examples'],
       baseline_record=baseline_record,
       allowed_anomaly_types=','.join(allowed_anomaly_types),
-  ).with_id(DRIFT_GATE)
+  ).with_id(component_ids.DRIFT_GATE)
   gate.add_upstream_node(after)
   before.add_upstream_node(gate)
   components.append(gate)

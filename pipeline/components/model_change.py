@@ -21,9 +21,12 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact
 from tfx.types import standard_artifacts
 
-IS_NEW = 'is_new'
+from pipeline.facts import components as component_ids
+
+IS_NEW = component_ids.IS_NEW
 BASELINE_ID = 'baseline_model_id'
-OUTPUT_KEY = 'change'
+# The name of the component's output parameter below.
+OUTPUT_KEY = component_ids.MODEL_CHANGE_KEY
 
 
 class ModelChange(artifact.Artifact):

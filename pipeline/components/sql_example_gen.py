@@ -13,14 +13,13 @@ holds a CSV file's rows, typed as CsvExampleGen types them, gives the very
 examples and splits of that CSV file.
 
 Exec properties, and so ML Metadata, hold the URL without its password
-(`sql_rows.PASSWORD_ENV` carries it) and `rows_fingerprint`, the runner's
+(`sql_url.PASSWORD_ENV` carries it) and `rows_fingerprint`, the runner's
 hash of the rows the query returned before the run: the query alone would
 be a stale cache key for a table that changes.
 """
 
 from __future__ import annotations
 
-import decimal
 import json
 from typing import Any
 from typing import Dict
@@ -41,20 +40,14 @@ from tfx.types import standard_component_specs
 from pipeline.components import direct_write
 from pipeline.components import record_example_gen
 from pipeline.components import sql_rows
+from pipeline.facts import kinds as column_kinds
 
 URL_KEY = 'connection_url'
 FINGERPRINT_KEY = 'rows_fingerprint'
 BATCH_ROWS_KEY = 'batch_rows'
 KINDS_KEY = 'column_kinds'
 # A column's kind: the tf.train.Feature list that holds its values.
-KINDS = ('int64_list', 'float_list', 'bytes_list')
-
-
-def _plain(value: Any) -> Any:
-  """NUMERIC / DECIMAL values as floats; the rest as the driver gives them."""
-  if isinstance(value, decimal.Decimal):
-    return float(value)
-  return value
+KINDS = tuple(column_kinds.FEATURE_LISTS.values())
 
 
 def encode_rows(url: str, query: str,
@@ -69,7 +62,7 @@ def encode_rows(url: str, query: str,
     url: The database.
     query: The SELECT.
     batch_rows: Rows per fetch.
-    kinds: Column -> one of KINDS, as the runner's preflight read them.
+    kinds: Column -> one of KINDS, as the runner's input check read them.
       Without it a column's kind is learnt from its first value, and a NULL
       before that is a feature of no kind.
 
@@ -83,7 +76,7 @@ def encode_rows(url: str, query: str,
       example = tf.train.Example()
       features = example.features.feature
       for name, value in zip(batch.columns, row, strict=True):
-        feature = record_example_gen.feature(name, _plain(value))
+        feature = record_example_gen.feature(name, column_kinds.plain(value))
         kind = feature.WhichOneof('kind')
         if kind is None and name in known:
           getattr(feature, known[name]).SetInParent()
@@ -160,7 +153,7 @@ class SqlExampleGen(example_gen_component.QueryBasedExampleGen):
       span: The span the rows are; recorded on the Examples artifact.
       rows_fingerprint: The runner's hash of the rows (the cache key).
       batch_rows: Rows per fetch.
-      kinds: Column -> one of KINDS, from the runner's preflight.
+      kinds: Column -> one of KINDS, from the runner's input check.
     """
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name='single_split', pattern=query)])

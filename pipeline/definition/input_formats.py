@@ -112,3 +112,23 @@ def detect(file_names: Sequence[str], data_root: str) -> str:
       f'extension ({_listed(unknown)}). Name the files *.csv, *.parquet, '
       '*.avro or *.tfrecord / *.gz (TFRecord files of tf.Examples), or pass '
       f'--format {choices}.')
+
+
+def resolve(requested: str, data_root: str) -> str:
+  """The input format: `requested`, or for AUTO the one the files name.
+
+  Only a local folder can be listed here (no TensorFlow, no cloud access),
+  so AUTO means CSV for a remote data root, and for a folder that does
+  not exist or is empty (the input check then says what is wrong).
+
+  Raises:
+    FormatDetectionError: The file names mix formats or name none; the
+      message names the files and --format.
+  """
+  if requested != AUTO:
+    return requested
+  if '://' in data_root or not os.path.isdir(data_root):
+    return CSV
+  names = [name for name in os.listdir(data_root)
+           if not os.path.isdir(os.path.join(data_root, name))]
+  return detect(names, data_root)

@@ -34,7 +34,7 @@ from pipeline.inspection import slice_gaps
 _RATE_TITLES = {'false_positive_rate': 'FPR', 'false_negative_rate': 'FNR',
                 'positive_rate': 'positive rate'}
 METRIC_TITLES = {'auc': 'AUC', 'accuracy': 'accuracy',
-                 'accuracy_lift_over_majority': 'accuracy lift',
+                 'macro_auc': 'mean AUC', 'log_loss_skill': 'log-loss skill',
                  'r_squared': 'R²', 'mean_absolute_error': 'MAE'}
 
 
@@ -205,7 +205,9 @@ class PlotsView:
 
 def plots_view(evaluation_uri: str, overall: Mapping[str, float],
                attributions: Optional[Mapping] = None,
-               model_name: str = plots_lib.CANDIDATE) -> PlotsView:
+               model_name: str = plots_lib.CANDIDATE,
+               decision_threshold: float = plots_lib.DECISION_THRESHOLD
+               ) -> PlotsView:
   """The pictures of an evaluation (Overall slice, the candidate model).
 
   Args:
@@ -214,13 +216,15 @@ def plots_view(evaluation_uri: str, overall: Mapping[str, float],
     attributions: The FeatureAttributions result of the same model, if
       any: class names, and the scored rows that regression plots need.
     model_name: 'candidate' (with a baseline) or '' (without).
+    decision_threshold: A binary model's decision threshold.
   """
   attributions = attributions or {}
   regression = 'r_squared' in overall
   pictures = plots_lib.evaluation_plots(
       plots_lib.read_tfma_plots(evaluation_uri, model_name), overall,
       classes=tuple(attributions.get('classes', ())),
-      regression_sample=attributions.get('sample') if regression else None)
+      regression_sample=attributions.get('sample') if regression else None,
+      decision_threshold=decision_threshold)
   if regression:
     note = ('TFMA has no plot for a regression label whose range is unknown '
             'when the pipeline is defined, so these are drawn from the test '

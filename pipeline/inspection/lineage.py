@@ -24,7 +24,8 @@ from typing import Mapping
 from typing import Optional
 from typing import Sequence
 
-from pipeline.inspection import metadata_location
+from pipeline.facts import commands
+from pipeline.facts import metadata_location
 from pipeline.inspection import run_model
 
 
@@ -52,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None,
   """The CLI; `environ` (default os.environ) may hold MYSQL_PWD."""
   environ = os.environ if environ is None else environ
   parser = argparse.ArgumentParser(
-      prog='python -m pipeline.inspection',
+      prog=commands.prog('python -m pipeline.inspection'),
       description='Recent runs and their lineage, from an output dir\'s '
       'metadata store.')
   parser.add_argument('--output-dir',
@@ -78,13 +79,11 @@ def main(argv: Optional[Sequence[str]] = None,
                       'tensorboard --logdir.')
   args = parser.parse_args(argv)
   try:
-    if args.metadata_url is not None:
-      location = metadata_location.parse_url(
-          args.metadata_url, password=environ.get('MYSQL_PWD'))
-    else:
-      location = metadata_location.SqliteLocation(
-          args.metadata_path or os.path.join(args.output_dir,
-                                             run_model.METADATA_FILE))
+    location = metadata_location.locate(
+        args.output_dir,
+        metadata_location.from_url(args.metadata_url, environ))
+    if args.metadata_path and args.metadata_url is None:
+      location = metadata_location.SqliteLocation(args.metadata_path)
     store = run_model.open_store(location)
     if args.tensorboard_logdir:
       print(run_model.latest_model_run_uri(store, args.pipeline_name))

@@ -3,7 +3,8 @@
 Binary models: ROC and precision-recall curves from TFMA's
 `ConfusionMatrixPlot` (1,000 thresholds), the calibration curve from its
 `CalibrationPlot` buckets (merged into 10 bins by mean prediction), and the
-confusion matrix at threshold 0.5 (the same plot's matrix nearest 0.5).
+confusion matrix at the model's decision threshold (the same plot's matrix
+nearest it; 0.5 for a model without one).
 Multiclass models: the confusion matrix of TFMA's
 `MultiClassConfusionMatrixPlot` (the highest-scored class against the
 label).
@@ -293,14 +294,17 @@ def _draw_matrix(ax, matrix: np.ndarray, rows: Sequence[str],
 
 
 def draw_binary_confusion(point: ThresholdPoint,
-                          classes: Sequence[str] = ('0', '1')) -> Plot:
+                          classes: Sequence[str] = ('0', '1'),
+                          decision_threshold: float = DECISION_THRESHOLD
+                          ) -> Plot:
   fig, ax = _new_figure()
   matrix = np.array([[point.tn, point.fp], [point.fn, point.tp]])
   _draw_matrix(ax, matrix, classes, classes)
   ax.set_title(f'Confusion matrix at threshold {point.threshold:.3g}')
   return Plot('confusion', 'Confusion matrix',
               'TFMA ConfusionMatrixPlot, the matrix at the threshold nearest '
-              f'{DECISION_THRESHOLD}.', _encoded(fig))
+              f'the model\'s decision threshold {decision_threshold:.3g}.',
+              _encoded(fig))
 
 
 def draw_multiclass_confusion(entries: Sequence[Tuple[int, int, float]],
@@ -347,7 +351,8 @@ def draw_residuals(labels: Sequence[float],
 
 def evaluation_plots(tfma_plots: TfmaPlots, overall: Mapping[str, float],
                      classes: Sequence[str] = (),
-                     regression_sample: Optional[Mapping] = None
+                     regression_sample: Optional[Mapping] = None,
+                     decision_threshold: float = DECISION_THRESHOLD
                      ) -> Tuple[Plot, ...]:
   """The pictures a run's task has data for, in reading order.
 
@@ -357,6 +362,8 @@ def evaluation_plots(tfma_plots: TfmaPlots, overall: Mapping[str, float],
     classes: Class names in score order; ids stand in without them.
     regression_sample: {'labels': [...], 'predictions': [...]} of the
       FeatureAttributions output, for a regression model.
+    decision_threshold: A binary model's decision threshold (the Trainer's,
+      models/decision.py); the confusion matrix is drawn there.
   """
   plots = []
   if tfma_plots.thresholds:
@@ -366,8 +373,9 @@ def evaluation_plots(tfma_plots: TfmaPlots, overall: Mapping[str, float],
     plots.append(draw_calibration(tfma_plots.calibration))
   if tfma_plots.thresholds:
     plots.append(draw_binary_confusion(
-        confusion_at(tfma_plots.thresholds),
-        tuple(classes) if len(classes) == 2 else ('0', '1')))
+        confusion_at(tfma_plots.thresholds, decision_threshold),
+        tuple(classes) if len(classes) == 2 else ('0', '1'),
+        decision_threshold))
   if tfma_plots.multiclass:
     count = max(max(a, p) for a, p, _ in tfma_plots.multiclass) + 1
     names = (tuple(classes) if len(classes) >= count else

@@ -33,7 +33,8 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.inspection import metadata_location
+from pipeline.facts import components as component_ids
+from pipeline.facts import metadata_location
 from pipeline.inspection import native_stderr
 
 Artifact = metadata_store_pb2.Artifact
@@ -53,7 +54,6 @@ UNKNOWN_STATE = 'unknown'
 FINAL_STATES = frozenset(('complete', 'cached', 'FAILED', 'canceled'))
 CHAIN = ('data', 'examples', 'transform', 'model', 'evaluation', 'blessing',
          'push')
-METADATA_FILE = 'metadata.sqlite'
 # MLMD context types TFX writes: the pipeline, each run of it, each node.
 PIPELINE_CONTEXT = 'pipeline'
 RUN_CONTEXT = 'pipeline_run'
@@ -63,23 +63,22 @@ NODE_CONTEXT = 'node'
 DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).resolve().parents[2] / 'outputs'
 # Stages are found by component class (the execution type's last part), not
 # by node id, so that any pipeline's store can be read without importing it.
-EXAMPLE_GEN_SUFFIX = 'ExampleGen'
-STATISTICS_GEN = 'StatisticsGen'
-EXAMPLE_VALIDATOR = 'ExampleValidator'
-TRANSFORM = 'Transform'
-TRAINER = 'Trainer'
-TUNER = 'Tuner'  # With --tune.
-EVALUATOR = 'Evaluator'
-PUSHER = 'Pusher'
-# pipeline.components.model_change: its output says whether the Trainer's
-# model is new or already the blessed baseline (then Evaluator and Pusher
-# are skipped). Repeated here: this module imports no TFX.
-MODEL_CHANGE_CHECK = 'ModelChangeCheck'
-MODEL_CHANGE_KEY = 'change'
-IS_NEW = 'is_new'
-# pipeline.components.attributions: permutation importance of a new model.
-FEATURE_ATTRIBUTIONS = 'FeatureAttributions'
-ATTRIBUTIONS_KEY = 'attributions'
+# For these components the class is the pipeline's id (tests/test_facts.py).
+EXAMPLE_GEN_SUFFIX = component_ids.EXAMPLE_GEN_SUFFIX
+STATISTICS_GEN = component_ids.STATISTICS_GEN
+EXAMPLE_VALIDATOR = component_ids.EXAMPLE_VALIDATOR
+TRANSFORM = component_ids.TRANSFORM
+TRAINER = component_ids.TRAINER
+TUNER = component_ids.TUNER  # With --tune.
+EVALUATOR = component_ids.EVALUATOR
+PUSHER = component_ids.PUSHER
+MODEL_CHANGE_CHECK = component_ids.MODEL_CHANGE_CHECK
+MODEL_CHANGE_KEY = component_ids.MODEL_CHANGE_KEY
+IS_NEW = component_ids.IS_NEW
+FEATURE_ATTRIBUTIONS = component_ids.FEATURE_ATTRIBUTIONS
+ATTRIBUTIONS_KEY = component_ids.ATTRIBUTIONS_KEY
+SERVING_CHECK = component_ids.SERVING_CHECK
+SERVING_CHECK_KEY = component_ids.SERVING_CHECK_KEY
 
 
 def open_store(location: Union[str, metadata_location.MetadataLocation],
@@ -228,6 +227,28 @@ class Link:
   note: str = ''
 
 
+@dataclasses.dataclass(frozen=True)
+class ServingCheckResult:
+  """ServingCheck's verdict on a candidate (pipeline/components/
+  serving_check.py): served by the REST server, the answers compared with
+  serving_default's.
+
+  Attributes:
+    passed: The Pusher may push it (the InfraBlessing's `blessed`).
+    checked: False when it was skipped: the Evaluator did not bless it.
+    rows: Test rows compared.
+    max_difference: The largest difference found; None if none compared.
+    note: One line: what was checked, or why the push was blocked.
+    artifact_id: The InfraBlessing's MLMD id.
+  """
+  passed: bool
+  checked: bool
+  rows: int
+  max_difference: Optional[float]
+  note: str
+  artifact_id: int
+
+
 @dataclasses.dataclass
 class Run:
   """A pipeline run read back from MLMD; executions oldest first."""
@@ -314,6 +335,23 @@ class Run:
     """FeatureAttributions' output (attributions.json), if it ran."""
     found = _output(self.execution(FEATURE_ATTRIBUTIONS), ATTRIBUTIONS_KEY)
     return found.uri if found is not None else None
+
+  @property
+  def serving_check(self) -> Optional['ServingCheckResult']:
+    """What ServingCheck found before the push; None when it did not run."""
+    found = _output(self.execution(SERVING_CHECK), SERVING_CHECK_KEY)
+    if found is None or 'blessed' not in found.custom_properties:
+      return None
+    props = found.custom_properties
+    difference = props.get(component_ids.MAX_DIFFERENCE_KEY)
+    return ServingCheckResult(
+        passed=bool(props['blessed'].int_value),
+        checked=bool(_int_property(found, component_ids.CHECKED_KEY)),
+        rows=_int_property(found, component_ids.ROWS_CHECKED_KEY),
+        max_difference=(difference.double_value if difference is not None
+                        else None),
+        note=_string_property(found, component_ids.CHECK_NOTE_KEY),
+        artifact_id=found.id)
 
   @property
   def baseline_model(self) -> Optional[Artifact]:

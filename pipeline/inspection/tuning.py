@@ -38,7 +38,12 @@ def read_record(tuner_results_uri: str) -> Optional[hp_lib.SearchRecord]:
 
 def headline(record: hp_lib.SearchRecord) -> str:
   """The record's first line: trials, times, budgets, stop, metric."""
-  return (f'{len(record.trials)} trial(s) of {record.steps_per_trial} steps '
+  # A search over the gradient-boosted trees grows each trial's forest to
+  # the end: its trials have no fixed number of steps.
+  trials = (f'{len(record.trials)} trial(s) of gradient-boosted trees'
+            if hp_lib.NUM_TREES in record.default_values else
+            f'{len(record.trials)} trial(s) of {record.steps_per_trial} steps')
+  return (f'{trials} '
           f'in {record.seconds:.1f} s (setup {record.setup_seconds:.1f} s); '
           f'budget {record.max_trials} trials, '
           f'{record.time_budget_s:g} s; stopped by the {record.stop_reason}; '
@@ -117,7 +122,9 @@ def view_of(record: Optional[hp_lib.SearchRecord]) -> Optional[TuningView]:
   if record is None:
     return None
   best = record.best
-  names = hp_lib.NAMES
+  # The searched family's settings: the DNN's or the trees'.
+  names = tuple(n for n in hp_lib.NAMES + hp_lib.GBT_NAMES
+                if n in record.default_values) or hp_lib.NAMES
   return TuningView(
       headline=headline(record), metric=record.metric,
       verdict=record.verdict(), beat_defaults=record.beat_defaults,

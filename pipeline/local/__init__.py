@@ -1,1 +1,5 @@
-"""The local run-time: preflight, run lock, progress and the concurrent DAG run."""
+"""The local run-time: run lock, progress and the concurrent DAG run.
+
+It runs the input check (`pipeline.validation`) before TensorFlow is
+imported.
+"""

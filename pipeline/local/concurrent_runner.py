@@ -16,6 +16,12 @@ alone took 20 s). The nodes named in `worker_nodes` therefore run in a
 component worker process (`node_worker.py`) on another core; the others
 run in this process.
 
+A `listener` (`pipeline/local/progress.py`'s printer) hears when the run
+starts, when a node's executor really starts (never for a cache hit: the
+launcher's executor operators report it, here or in the worker) and when a
+node's launch has ended; each node's calls come from the thread that
+launches it, in that order.
+
 A failed node stops its branch, not the run at once: the nodes downstream
 of it never start, and the others go on to the end, as in Airflow or
 Kubeflow. A gate that fails beside a Transform that fails then still gets
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import functools
 from typing import Dict
 from typing import Iterable
 from typing import List
@@ -39,6 +46,7 @@ from absl import logging
 from tfx.orchestration.portable import tfx_runner
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline.local import progress
 from pipeline.local import worker_client
 from pipeline.orchestration import nodes
 
@@ -85,13 +93,16 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
   def __init__(self, max_parallel_nodes: int = MAX_PARALLEL_NODES,
                worker: Optional[worker_client.NodeWorker] = None,
                worker_nodes: Iterable[str] = (),
-               error_precedence: Sequence[str] = ()):
+               error_precedence: Sequence[str] = (),
+               listener: Optional[progress.RunListener] = None):
     """Args:
       max_parallel_nodes: Nodes in flight at once.
       worker: A started component worker; None runs every node here.
       worker_nodes: Ids of the nodes the worker runs.
       error_precedence: Node ids whose errors explain a failed run best,
         in order (the data gates'); they win over other nodes' errors.
+      listener: Told of the run's start, each executor's start and each
+        node's end (see the module docstring); None tells no one.
     """
     if max_parallel_nodes < 1:
       raise ValueError(
@@ -101,6 +112,7 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
     self._worker_nodes = (frozenset(worker_nodes) if worker is not None
                           else frozenset())
     self._error_precedence = tuple(error_precedence)
+    self._listener = listener
 
   def run_with_ir(self, pipeline: pipeline_pb2.Pipeline,
                   run_options: Optional[pipeline_pb2.RunOptions] = None
@@ -116,7 +128,8 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
     if run_options is not None:
       raise ValueError('ConcurrentDagRunner does not do partial runs; use '
                        'LocalDagRunner with run_options.')
-    run = nodes.for_run(pipeline, datetime.datetime.now().isoformat())
+    run_id = datetime.datetime.now().isoformat()
+    run = nodes.for_run(pipeline, run_id)
     kept = [node.pipeline_node for node in run.nodes
             if not node.pipeline_node.execution_options.HasField('skip')]
     order = [node.node_info.id for node in kept]  # Topological, as compiled.
@@ -125,14 +138,25 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
     # The worker gets the IR as this process runs it: the same run id.
     run_ir = run.SerializeToString() if self._worker_nodes else b''
 
+    listener = self._listener
+    if listener is not None:
+      listener.run_started(run_id)
+
     def launch(node_id: str) -> None:
-      if node_id in self._worker_nodes:
-        logging.info('Component %s is running in the worker.', node_id)
-        self._worker.launch(run_ir, node_id)
-      else:
-        logging.info('Component %s is running.', node_id)
-        nodes.run_and_check(run, node_id)
-      logging.info('Component %s is finished.', node_id)
+      on_start = (functools.partial(listener.executor_started, node_id)
+                  if listener is not None else None)
+      try:
+        if node_id in self._worker_nodes:
+          logging.info('Component %s is running in the worker.', node_id)
+          self._worker.launch(run_ir, node_id, on_executor_start=on_start)
+        else:
+          logging.info('Component %s is running.', node_id)
+          nodes.run_and_check(run, node_id, on_executor_start=on_start)
+        logging.info('Component %s is finished.', node_id)
+      finally:
+        # After the launcher published the final state, failed or not.
+        if listener is not None:
+          listener.node_finished(node_id)
 
     done: Set[str] = set()
     started: Set[str] = set()

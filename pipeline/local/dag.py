@@ -19,11 +19,13 @@ from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from models import keras_choice
-from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.definition import draft_request as draft_lib
 from pipeline.definition import pipeline as pipeline_lib
-from pipeline.inspection import metadata_location
+from pipeline.facts import files
+from pipeline.facts import layout as layout_lib
+from pipeline.facts import metadata_location
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.local import concurrent_runner
@@ -33,16 +35,13 @@ from pipeline.local import warm_start_source
 from pipeline.local import worker_client
 from pipeline.tracking import run_end
 from pipeline.tracking import tracker as tracker_lib
-import schema as schema_lib
-
-DRAFT_DIR = 'draft'
 
 
 def sqlite_config(path: str) -> metadata_store_pb2.ConnectionConfig:
   return metadata.sqlite_metadata_connection_config(path)
 
 
-def connection_config(layout: cli.OutputLayout
+def connection_config(layout: layout_lib.OutputLayout
                       ) -> metadata_store_pb2.ConnectionConfig:
   """The run's MLMD config: the MySQL store, or the output dir's SQLite."""
   if layout.metadata is not None:
@@ -70,28 +69,28 @@ WORKER_NODES = (pipeline_lib.STATISTICS_GEN, pipeline_lib.FEATURE_ATTRIBUTIONS)
 ERROR_PRECEDENCE = (pipeline_lib.ANOMALY_GATE, pipeline_lib.DRIFT_GATE)
 
 
-def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: cli.OutputLayout,
+def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: layout_lib.OutputLayout,
              worker: Optional[worker_client.NodeWorker] = None
              ) -> Optional[Exception]:
   """Runs a pipeline with progress lines; returns its error, if any."""
-  # One line per component start and finish, read from MLMD as it goes.
-  watcher = progress.ProgressPrinter(
+  # One line per component start and finish, from the runner's events.
+  printer = progress.ProgressPrinter(
       layout.metadata_location, pipeline.pipeline_info.pipeline_name,
-      total=len(pipeline.components)).start()
+      total=len(pipeline.components))
   try:
     concurrent_runner.ConcurrentDagRunner(
         worker=worker, worker_nodes=WORKER_NODES,
-        error_precedence=ERROR_PRECEDENCE).run(pipeline)
+        error_precedence=ERROR_PRECEDENCE, listener=printer).run(pipeline)
   except Exception as e:  # pylint: disable=broad-except
     # Reported by the caller, after the summary of what did run.
     return e
   finally:
-    watcher.stop()
+    printer.close()
   return None
 
 
 def draft_dataset(config: config_lib.PipelineConfig,
-                  layout: cli.OutputLayout, draft: cli.DraftRequest
+                  layout: layout_lib.OutputLayout, draft: draft_lib.DraftRequest
                   ) -> dataset_config.DatasetConfig:
   """Profiles the data and writes the draft schema and dataset config.
 
@@ -124,14 +123,17 @@ def draft_dataset(config: config_lib.PipelineConfig,
   result = drafting.draft(statistics, inferred, name=draft.name,
                           label=draft.label, task=draft.task,
                           positive_label=draft.positive_label)
-  folder = os.path.join(layout.root, DRAFT_DIR)
-  config_path = os.path.join(folder, dataset_config.CONFIG_FILE)
-  schema_path = os.path.join(folder, schema_lib.SCHEMA_FILE)
+  folder = layout.draft_dir
+  config_path = os.path.join(folder, files.DATASET_CONFIG_FILE)
+  schema_path = os.path.join(folder, files.SCHEMA_FILE)
   _keep_previous(config_path)
   _keep_previous(schema_path)
   dataset_config.dump(result.config, config_path, header=(
       f'Drafted from {config.data_root} by a zero-config run.\n'
-      'Review it, then commit it with schema.pbtxt (docs/own-data.md).'))
+      'Review it, then commit it with schema.pbtxt (docs/own-data.md).\n'
+      'Every feature may be missing in a request; list those a request '
+      'must carry\nunder `required:` and give them a shape in '
+      'schema.pbtxt.'))
   with open(schema_path, 'w', encoding='utf-8') as f:
     f.write(text_format.MessageToString(result.schema))
   drafted = dataset_config.load(config_path)
@@ -162,9 +164,9 @@ def _keep_previous(path: str) -> None:
     os.replace(path, path + '.previous')
 
 
-def execute(config: config_lib.PipelineConfig, layout: cli.OutputLayout,
+def execute(config: config_lib.PipelineConfig, layout: layout_lib.OutputLayout,
             cpu_replicas: int = 0,
-            draft: Optional[cli.DraftRequest] = None,
+            draft: Optional[draft_lib.DraftRequest] = None,
             config_for: Optional[Callable[[dataset_config.DatasetConfig],
                                           config_lib.PipelineConfig]] = None,
             tracker: Optional[tracker_lib.Tracker] = None,

@@ -6,7 +6,9 @@ unseen CSV folder with CsvExampleGen, StatisticsGen and SchemaGen, then calls
 files a committed dataset has: `schema.pbtxt` and `dataset.yaml`. The rest of
 the run validates the data against the draft schema, so the draft must fit
 the very statistics it was drafted from, every split of them, while still
-being a contract: types, presence, and string domains of categoricals.
+being a contract: types, the label's presence, and string domains of
+categoricals. No feature is required at serving time, however complete the
+sample: the reviewer decides that (`required:` in dataset.yaml).
 
 How CsvExampleGen encodes a CSV (what the statistics describe): every row is
 a tf.Example holding every column; an empty cell is a feature that is present
@@ -53,6 +55,8 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from models import features
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.facts import kinds
+from pipeline.inspection import feature_stats
 
 # An ID has a distinct value in at least this share of its non-empty cells...
 ID_MIN_UNIQUE_RATIO = 0.95
@@ -101,9 +105,9 @@ MAX_TRAIN_STEPS = 1600
 SERVING = 'SERVING'
 ENVIRONMENTS = ('TRAINING', SERVING)
 _TRAIN_SPLIT = 'train'
-_INT = 'INT'
-_FLOAT = 'FLOAT'
-_BYTES = 'BYTES'
+_INT = kinds.INT
+_FLOAT = kinds.FLOAT
+_BYTES = kinds.BYTES
 _STATS_KINDS = {
     statistics_pb2.FeatureNameStatistics.INT: _INT,
     statistics_pb2.FeatureNameStatistics.FLOAT: _FLOAT,
@@ -263,18 +267,6 @@ def draft(statistics: statistics_pb2.DatasetFeatureStatisticsList,
 # Reading the statistics.
 
 
-def _feature_name(feature: statistics_pb2.FeatureNameStatistics) -> str:
-  return '.'.join(feature.path.step) if feature.path.step else feature.name
-
-
-def _common(feature: statistics_pb2.FeatureNameStatistics
-            ) -> statistics_pb2.CommonStatistics:
-  which = feature.WhichOneof('stats')
-  if which in ('num_stats', 'string_stats', 'bytes_stats', 'struct_stats'):
-    return getattr(feature, which).common_stats
-  return statistics_pb2.CommonStatistics()
-
-
 def _decision_index(statistics: statistics_pb2.DatasetFeatureStatisticsList
                     ) -> int:
   """The train split's position when the datasets are named, else 0."""
@@ -295,11 +287,12 @@ def _columns(statistics: statistics_pb2.DatasetFeatureStatisticsList,
   order = [_decision_index(statistics)] + [
       i for i in range(len(statistics.datasets))
       if i != _decision_index(statistics)]
-  by_split = [{_feature_name(f): f for f in statistics.datasets[i].features}
+  by_split = [{feature_stats.feature_name(f): f
+               for f in statistics.datasets[i].features}
               for i in order]
   names: Dict[str, None] = {}
   for i in order:
-    names.update((_feature_name(f), None)
+    names.update((feature_stats.feature_name(f), None)
                  for f in statistics.datasets[i].features)
   columns = {}
   for name in names:
@@ -327,17 +320,15 @@ def _merge(name: str, kind: str,
       rows += num_examples
       optional |= num_examples > 0
       continue
-    common = _common(feature)
-    split_rows = max(num_examples,
-                     int(common.num_non_missing + common.num_missing))
-    if split_rows == 0:
+    common = feature_stats.common(feature)
+    # Empty cells count as rows without a value (feature_stats).
+    counted = feature_stats.presence(feature, num_examples)
+    if counted.rows == 0:
       continue
-    rows += split_rows
-    # Cells hold at most one value, so the values count the non-empty cells.
-    with_value += int(common.tot_num_values)
+    rows += counted.rows
+    with_value += counted.with_value
     max_values = max(max_values, int(common.max_num_values))
-    optional |= (common.num_non_missing < split_rows or
-                 common.min_num_values == 0)
+    optional |= counted.missing > 0 or common.min_num_values == 0
   if max_values > 1:
     raise ValueError(
         f'Column {name!r} holds up to {max_values} values in one row; a CSV '
@@ -347,7 +338,8 @@ def _merge(name: str, kind: str,
   merged = _Column(name=name, kind=kind, rows=rows, with_value=with_value,
                    optional=optional, max_values=max_values)
   if kind in (_INT, _FLOAT):
-    num = [f.num_stats for f in present if _common(f).tot_num_values]
+    num = [f.num_stats for f in present
+           if feature_stats.common(f).tot_num_values]
     if not num:
       return merged
     first = num[0]
@@ -598,10 +590,14 @@ def _schema(inferred: schema_pb2.Schema, columns: Dict[str, _Column],
             classes: Tuple[str, ...]) -> schema_pb2.Schema:
   """SchemaGen's schema with presence, shapes and domains fitted to `columns`.
 
-  Presence follows the taxi contract (schema/taxi/schema.pbtxt): a column
-  with a value in every row is required and has a shape, so Transform reads
-  it dense; any other is optional, `value_count {min: 0 max: 1}`, and read
-  sparse.
+  Only the label is required (`presence.min_fraction: 1`, a shape): it is
+  never served, and a row without it cannot be trained on. Every other
+  column is optional, `value_count {min: 0 max: 1}`, and read sparse,
+  even when the sample had no gaps in it: a sample without gaps does not
+  show that a request, or the next data, always has a value, and the
+  model handles a gap (models/preprocessing.py). A reviewer who wants a
+  request without a column refused lists it under `required:` in
+  dataset.yaml and gives it a shape here.
   """
   schema = schema_pb2.Schema()
   schema.CopyFrom(inferred)
@@ -619,7 +615,7 @@ def _schema(inferred: schema_pb2.Schema, columns: Dict[str, _Column],
     inferred_values = _domain_values(feature, domains)
     for field in ('presence', 'value_count', 'shape', 'domain_info'):
       feature.ClearField(field)
-    _set_presence(feature, column)
+    _set_presence(feature, required=feature.name == spec.label_key)
     if feature.name == spec.label_key:
       feature.not_in_environment.append(SERVING)
       if column.kind == _BYTES:
@@ -640,8 +636,8 @@ def _schema(inferred: schema_pb2.Schema, columns: Dict[str, _Column],
   return schema
 
 
-def _set_presence(feature: schema_pb2.Feature, column: _Column) -> None:
-  if column.optional:
+def _set_presence(feature: schema_pb2.Feature, required: bool) -> None:
+  if not required:
     feature.value_count.min = 0
     feature.value_count.max = 1
     feature.presence.min_count = 0

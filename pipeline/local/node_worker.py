@@ -12,16 +12,22 @@ before it imports TFX, so its own imports (TFX's launcher and TFDV, about
 ready.
 
 It reads JSON lines on stdin and answers one JSON line per request on the
-stdout it was given (the executors' own prints go to stderr):
+stdout it was given (the executors' own prints go to stderr, or to the run's
+log file):
 
-1. `{"verbose": bool, "secrets": [...]}`: log level, and the strings to
-   mask in its logs (the metadata store's and the SQL source's passwords).
-   Then it imports what the nodes need.
+1. `{"verbose": bool, "secrets": [...], "log": path}`: log level, the
+   strings to mask in its logs (the metadata store's and the SQL source's
+   passwords), and the run's log file: unless verbose, the libraries'
+   output goes there and only the project's lines to the terminal, as in
+   the run's process (`pipeline/local/run_log.py`). Then it imports what
+   the nodes need.
 2. Any number of `{"pipeline": base64 IR, "node": id}`: it launches that
    node of that pipeline IR with TFX's portable launcher, the same call
    LocalDagRunner makes, and answers `{"ok": true}` or
    `{"error": "...", "error_type": "...", "traceback": "..."}`, the
-   secrets masked in all three.
+   secrets masked in all three. Before the answer, `{"started": id}` when
+   the node's executor starts (never for a cache hit): the run's progress
+   line (`pipeline/local/progress.py`).
 
 End of input ends it. It exits too when its parent dies (Linux), so a run
 killed with SIGKILL leaves no process behind writing to the store.
@@ -41,6 +47,7 @@ from typing import Dict
 from typing import TextIO
 
 _PR_SET_PDEATHSIG = 1
+_STDERR_FD = 2
 
 
 def _die_with_parent() -> None:
@@ -74,14 +81,23 @@ def _warm_up() -> None:
   keras_choice.skip_autograph_of_keras()
 
 
-def launch(request: Dict[str, Any]) -> None:
-  """Launches one node of a pipeline IR, as LocalDagRunner does."""
+def launch(request: Dict[str, Any], answers: TextIO) -> None:
+  """Launches one node of a pipeline IR, as LocalDagRunner does.
+
+  Tells the parent on `answers` when the node's executor starts.
+  """
   # pylint: disable=g-import-not-at-top
   from tfx.proto.orchestration import pipeline_pb2
 
   from pipeline.orchestration import nodes
-  nodes.run_and_check(pipeline_pb2.Pipeline.FromString(
-      base64.b64decode(request['pipeline'])), request['node'])
+  node_id = request['node']
+
+  def started() -> None:
+    answers.write(json.dumps({'started': node_id}) + '\n')
+    answers.flush()
+
+  ir = pipeline_pb2.Pipeline.FromString(base64.b64decode(request['pipeline']))
+  nodes.run_and_check(ir, node_id, on_executor_start=started)
 
 
 def serve(requests: TextIO, answers: TextIO) -> None:
@@ -89,9 +105,17 @@ def serve(requests: TextIO, answers: TextIO) -> None:
   setup = json.loads(requests.readline() or '{}')
   # pylint: disable=g-import-not-at-top
   from pipeline.local import run as run_lib  # No TensorFlow: refusals use it.
+  from pipeline.local import run_log
   from pipeline.local import secret_filter
   # pylint: enable=g-import-not-at-top
-  run_lib.quiet_logs(bool(setup.get('verbose')))
+  verbose = bool(setup.get('verbose'))
+  run_lib.quiet_logs(verbose)
+  if setup.get('log'):
+    run_log.install(setup['log'], verbose)
+    if not verbose:
+      # What executors print (stdout is stderr here) is the libraries' too.
+      sys.stdout.flush()
+      os.dup2(_STDERR_FD, sys.stdout.fileno())
   scrub = secret_filter.replacer(setup.get('secrets') or [])
   with secret_filter.masked_logs(scrub):
     _warm_up()
@@ -99,7 +123,7 @@ def serve(requests: TextIO, answers: TextIO) -> None:
       if not line.strip():
         continue
       try:
-        launch(json.loads(line))
+        launch(json.loads(line), answers)
         answer = {'ok': True}
       except Exception as e:  # pylint: disable=broad-except
         # Sent back whole; the parent raises it as the node's error.

@@ -17,19 +17,23 @@ from typing import Optional
 
 from absl import logging
 
-from pipeline import flags as cli
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
+from pipeline.definition import draft_request as draft_lib
 from pipeline.definition import spans as spans_lib
-from pipeline.inspection import metadata_location
+from pipeline.facts import layout as layout_lib
+from pipeline.facts import metadata_location
+from pipeline.facts import sql_url
 from pipeline.inspection import run_model
 from pipeline.local import malloc_arenas
-from pipeline.local import preflight as input_check
 from pipeline.local import run_lock
+from pipeline.local import run_log
 from pipeline.local import secret_filter
-from pipeline.local import sql_preflight
 from pipeline.local import worker_client
 from pipeline.tracking import tracker as tracker_lib
+from pipeline.validation import contract as input_contract
+from pipeline.validation import driver as input_check
+from pipeline.validation import problems as input_problems
 
 # Exit code of a run whose metadata store (--metadata-url) cannot be used.
 METADATA_EXIT_CODE = 5
@@ -49,10 +53,10 @@ ConfigFor = Callable[[dataset_config.DatasetConfig], config_lib.PipelineConfig]
 
 
 def run(config: Optional[config_lib.PipelineConfig],
-        layout: cli.OutputLayout,
+        layout: layout_lib.OutputLayout,
         verbose: bool = False, cpu_replicas: int = 0,
         lock_timeout_s: float = 0.0,
-        draft: Optional[cli.DraftRequest] = None,
+        draft: Optional[draft_lib.DraftRequest] = None,
         config_for: Optional[ConfigFor] = None) -> int:
   """Runs the pipeline; prints the summary. Returns a process exit code.
 
@@ -75,19 +79,16 @@ def run(config: Optional[config_lib.PipelineConfig],
       _check_metadata_store(layout.metadata)
     if draft is not None:
       checked = input_check.check_without_schema(
-          draft.data_root, input_check.LabelRule(
+          draft.data_root, input_contract.LabelRule(
               draft.label, draft.task, positive_values=draft.positive_label),
           input_format=draft.input_format)
       print(checked.summary(), flush=True)
       config = config_for(dataset_config.DatasetConfig(
           spec=draft.provisional_spec(list(checked.label_counts))))
     elif config.sql is not None:
-      checked = sql_preflight.check(
-          config.sql.url, config.sql.query,
-          input_check.load_expectations(config.schema_path, config.dataset),
-          allow_extra_columns=(input_check.NEW_COLUMN_ANOMALY in
-                               config.gate.allowed_anomalies),
-          label_rule=input_check.LabelRule.from_spec(config.dataset))
+      checked = input_check.check_sql(
+          config.sql.url, config.sql.query, config.schema_path,
+          config.dataset, config.gate.allowed_anomalies)
       print(checked.summary(), flush=True)
       # What was read is the ExampleGen's cache key and column kinds.
       config = dataclasses.replace(config, sql=dataclasses.replace(
@@ -119,18 +120,22 @@ def run(config: Optional[config_lib.PipelineConfig],
   except run_lock.OutputDirLockedError as e:
     print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
     return run_lock.EXIT_CODE
-  except input_check.InputCheckError as e:
+  except input_problems.InputCheckError as e:
     for problem in e.problems[1:]:
       print(f'  input problem: {problem}', file=sys.stderr)
     print(f'RUN FAILED: bad input, nothing was run: {e}', file=sys.stderr,
           flush=True)
-    return input_check.EXIT_CODE
+    return input_problems.EXIT_CODE
+  # From here on, the libraries' output goes to the run's log file, and
+  # only the project's lines to the terminal (unless verbose).
+  log = run_log.install(run_log.log_path(layout.root), verbose)
   # MLflow's import (seconds of CPU) overlaps TFX's and the run, in a worker
   # process (pipeline/tracking/tracker.py); None with --no-mlflow.
   tracker = tracker_lib.start(layout.tracking, layout.root)
   # The component worker too: it imports TFX and TFDV while this process
   # does, and runs StatisticsGen beside Transform (pipeline/local/dag.py).
-  worker = (worker_client.NodeWorker.start(verbose, _secrets(layout))
+  worker = (worker_client.NodeWorker.start(
+      verbose, _secrets(layout), log_path=log.path, stderr=log.terminal)
             if _cores() >= 2 else None)
   try:
     # TFX logs the MLMD connection config, password included, at INFO.
@@ -144,6 +149,8 @@ def run(config: Optional[config_lib.PipelineConfig],
     if worker is not None:
       worker.close()
     tracker_lib.close(tracker)
+    print(f'Log: {log.path}', flush=True)
+    log.close()
     lock.release()
 
 
@@ -155,16 +162,16 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _secrets(layout: cli.OutputLayout) -> List[str]:
+def _secrets(layout: layout_lib.OutputLayout) -> List[str]:
   """The passwords a log line must never show: the MySQL store's and the
   SQL source's."""
-  secrets = [os.environ.get(cli.SQL_PASSWORD_ENV) or '']
+  secrets = [os.environ.get(sql_url.PASSWORD_ENV) or '']
   if layout.metadata is not None:
     secrets.extend(layout.metadata.secrets)  # Each form a log may show.
   return [secret for secret in secrets if secret]
 
 
-def _scrubber(layout: cli.OutputLayout) -> Callable[[str], str]:
+def _scrubber(layout: layout_lib.OutputLayout) -> Callable[[str], str]:
   """Masks the metadata store's password and the SQL source's."""
   return secret_filter.replacer(_secrets(layout))
 

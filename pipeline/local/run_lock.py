@@ -23,7 +23,9 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
-LOCK_FILE = '.run.lock'
+from pipeline.facts import files
+
+LOCK_FILE = files.LOCK_FILE
 # How often a waiting run retries; flock has no timed wait of its own.
 _POLL_SECONDS = 0.5
 # A holder writes its PID right after taking the lock; a waiter gives it this

@@ -22,7 +22,7 @@ from typing import Union
 
 from absl import logging as absl_logging
 
-from pipeline.inspection.metadata_location import MASK
+from pipeline.facts.metadata_location import MASK
 
 Filterer = Union[logging.Logger, logging.Handler]
 

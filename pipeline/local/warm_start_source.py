@@ -37,14 +37,14 @@ from tfx.utils import proto_utils
 
 from models import features
 from models import model_config as model_lib
-from pipeline import flags as cli
 from pipeline.components import span_range
 from pipeline.definition import config as config_lib
 from pipeline.definition import sources
+from pipeline.facts import layout as layout_lib
 from pipeline.inspection import run_model
 
 
-def resolve(config: config_lib.PipelineConfig, layout: cli.OutputLayout
+def resolve(config: config_lib.PipelineConfig, layout: layout_lib.OutputLayout
             ) -> config_lib.PipelineConfig:
   """The config with its warm start resolved; as it is without one.
 

@@ -16,8 +16,10 @@ import json
 import subprocess
 import sys
 import threading
+from typing import Callable
 from typing import Optional
 from typing import Sequence
+from typing import TextIO
 
 
 class WorkerNodeError(RuntimeError):
@@ -41,30 +43,49 @@ class NodeWorker:
 
   @classmethod
   def start(cls, verbose: bool = False,
-            secrets: Sequence[str] = ()) -> 'NodeWorker':
+            secrets: Sequence[str] = (), log_path: Optional[str] = None,
+            stderr: Optional[TextIO] = None) -> 'NodeWorker':
     """Starts the worker, which then imports TFX and TFDV.
 
     Call it from the thread that outlives the run (the main one): Linux
     ends the worker when the thread that started it ends.
 
+    Args:
+      verbose: Log at INFO level, everything on the terminal.
+      secrets: Strings the worker masks in its logs.
+      log_path: The run's log file (`run_log.py`): unless `verbose`, the
+        worker sends the libraries' output there, as the run does.
+      stderr: The terminal, for the worker's own project lines; None for
+        this process's stderr.
+
     Never raises: a worker that cannot start is reported by `launch`.
     """
     try:
-      # The worker's stderr is the run's: its components log as they would
-      # in this process (masked by the worker, which gets the secrets).
+      # The worker's stderr is the run's terminal: its components' project
+      # lines show as they would in this process (masked by the worker,
+      # which gets the secrets).
       process = subprocess.Popen(
           [sys.executable, '-m', 'pipeline.local.node_worker'],
-          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-          encoding='utf-8')
+          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+          text=True, encoding='utf-8')
       process.stdin.write(json.dumps(
-          {'verbose': verbose, 'secrets': [s for s in secrets if s]}) + '\n')
+          {'verbose': verbose, 'secrets': [s for s in secrets if s],
+           'log': log_path}) + '\n')
       process.stdin.flush()
     except OSError as e:
       return cls(None, f'cannot start the component worker: {e}')
     return cls(process)
 
-  def launch(self, pipeline_ir: bytes, node_id: str) -> None:
+  def launch(self, pipeline_ir: bytes, node_id: str,
+             on_executor_start: Optional[Callable[[], None]] = None
+             ) -> None:
     """Runs the node in the worker and waits for it.
+
+    Args:
+      pipeline_ir: The compiled pipeline, its run id filled in.
+      node_id: The node to run.
+      on_executor_start: Called, in this thread, when the worker says the
+        node's executor starts (never for a cache hit), before its answer.
 
     Raises:
       WorkerNodeError: The node failed; its error is in the message.
@@ -78,18 +99,30 @@ class NodeWorker:
       try:
         self._process.stdin.write(json.dumps(request) + '\n')
         self._process.stdin.flush()
-        line = self._process.stdout.readline()
+        answer = self._read_answer(on_executor_start)
       except OSError:  # A broken pipe: the worker is gone.
-        line = ''
-      if not line:
+        answer = None
+      if answer is None:
         code = self._process.wait()
         self._process = None
         self._failure = f'the component worker exited with code {code}'
         raise RuntimeError(f'{node_id}: {self._failure}')
-      answer = json.loads(line)
       if 'error' in answer:
         raise WorkerNodeError(node_id, answer.get('error_type', 'Error'),
                               answer['error'], answer.get('traceback', ''))
+
+  def _read_answer(self, on_executor_start: Optional[Callable[[], None]]
+                   ) -> Optional[dict]:
+    """The request's answer, after its `started` notes; None at EOF."""
+    while True:
+      line = self._process.stdout.readline()
+      if not line:
+        return None
+      message = json.loads(line)
+      if 'started' not in message:
+        return message
+      if on_executor_start is not None:
+        on_executor_start()
 
   def close(self) -> None:
     """Stops the worker.

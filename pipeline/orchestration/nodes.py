@@ -9,6 +9,8 @@ that the node's execution really succeeded.
 
 from __future__ import annotations
 
+from typing import Callable
+from typing import Dict
 from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
@@ -82,13 +84,40 @@ def connection_config(ir: pipeline_pb2.Pipeline
   return getattr(config, config.WhichOneof('connection_config'))
 
 
-def run_node(ir: pipeline_pb2.Pipeline, node_id: str
+def executor_operators_reporting(on_start: Callable[[], None]
+                                 ) -> Dict[type, type]:
+  """The launcher's executor operators, each calling `on_start` first.
+
+  The portable launcher calls an operator's `run_executor` only when the
+  executor really runs: never for a cache hit, a skipped node or a system
+  node (a resolver or an importer). `on_start` therefore says "the executor
+  starts now", which MLMD's states cannot: a cache hit is RUNNING there too
+  until the launcher publishes it as CACHED.
+  """
+  def reporting(operator_class: type) -> type:
+    class Reporting(operator_class):
+      def run_executor(self, *args, **kwargs):
+        on_start()
+        return super().run_executor(*args, **kwargs)
+    return Reporting
+  return {spec: reporting(operator) for spec, operator
+          in portable_launcher.DEFAULT_EXECUTOR_OPERATORS.items()}
+
+
+def run_node(ir: pipeline_pb2.Pipeline, node_id: str,
+             on_executor_start: Optional[Callable[[], None]] = None
              ) -> Optional[data_types.ExecutionInfo]:
   """Runs one node of a compiled pipeline whose run id is filled in.
 
   The body of LocalDagRunner's loop over the nodes, for one node: inputs
   are resolved from MLMD (the baseline resolver and the `Cond` included),
   the cache is consulted, and the records are those of a local run.
+
+  Args:
+    ir: The compiled pipeline, its run id filled in.
+    node_id: The node to run.
+    on_executor_start: Called just before the node's executor runs, in
+      this thread; never for a cache hit (`executor_operators_reporting`).
 
   Returns:
     The portable launcher's result. Its `execution_id` is None when the
@@ -103,7 +132,10 @@ def run_node(ir: pipeline_pb2.Pipeline, node_id: str
       pipeline_runtime_spec=ir.runtime_spec,
       executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
       custom_driver_spec=runner_utils.extract_custom_driver_spec(
-          deployment, node_id)).launch()
+          deployment, node_id),
+      custom_executor_operators=(
+          executor_operators_reporting(on_executor_start)
+          if on_executor_start is not None else None)).launch()
 
 
 def check_succeeded(config: metadata_store_pb2.ConnectionConfig,
@@ -131,13 +163,15 @@ def check_succeeded(config: metadata_store_pb2.ConnectionConfig,
                         f'{state} in ML Metadata{detail}')
 
 
-def run_and_check(ir: pipeline_pb2.Pipeline, node_id: str) -> None:
+def run_and_check(ir: pipeline_pb2.Pipeline, node_id: str,
+                  on_executor_start: Optional[Callable[[], None]] = None
+                  ) -> None:
   """`run_node`, then `check_succeeded` unless the node was skipped.
 
   Raises:
     NodeFailedError: The launcher returned, but the execution failed.
   """
-  info = run_node(ir, node_id)
+  info = run_node(ir, node_id, on_executor_start)
   if info is not None and info.execution_id is not None:
     check_succeeded(connection_config(ir), info.execution_id, node_id)
 

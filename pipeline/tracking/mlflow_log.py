@@ -11,15 +11,21 @@ pipeline:
 - parameters: the config (dataset, task, data root, span and format,
   training settings, gate thresholds); URLs with their password masked;
 - metrics: the Evaluator's, overall (`auc`) and per slice
-  (`slice/payment_type:Cash/auc`), and `blessed` (1 or 0);
-- tags: the gate decision and its reason, and the MLMD pipeline run id,
+  (`slice/payment_type:Cash/auc`), `blessed` (1 or 0), a binary
+  model's `decision_threshold`, and the serving check's
+  (`serving_check.passed`, `.rows`, `.max_difference`);
+- tags: the gate decision, its reason and its plain sentence
+  (`gate.sentence`), the decision rule, the serving check's line
+  (`serving_check`), and the MLMD pipeline run id,
   store and artifact ids (`mlmd.run_id`, `mlmd.artifact.model`, ...);
 - artifacts: the HTML report, the curated schema, the statistics and the
   model card.
 
-A model this run pushed is logged under `model/` and becomes a new version
-of the registered model named after the dataset, tagged with its push
-path. The MLflow run id goes back into MLMD as custom properties of the
+A model this run pushed is logged under `model/` as an MLflow pyfunc model
+(loader `serving.mlflow_model`, named here, never imported: raw rows in,
+the REST server's predictions out) and becomes a new version of the
+registered model named after the dataset, tagged with its push path and
+given the alias `champion`. The MLflow run id goes back into MLMD as custom properties of the
 pipeline run's context (`mlflow_run_id`, `mlflow_tracking_uri`,
 `mlflow_model_version`).
 
@@ -33,6 +39,7 @@ the problem.
 from __future__ import annotations
 
 import dataclasses
+from importlib import metadata as package_metadata
 import math
 import os
 import re
@@ -49,11 +56,11 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.definition import config as config_lib
-from pipeline.definition import pipeline as pipeline_ids
-from pipeline.inspection import metadata_location
+from pipeline.facts import components as component_ids
+from pipeline.facts import metadata_location
+from pipeline.facts import tracking_location as location_lib
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
-from pipeline.tracking import location as location_lib
 from pipeline.tracking import mlflow_worker
 from pipeline.tracking import tracker as tracker_lib
 
@@ -66,6 +73,13 @@ RUN_ID_PROPERTY = 'mlflow_run_id'
 URI_PROPERTY = 'mlflow_tracking_uri'
 VERSION_PROPERTY = 'mlflow_model_version'
 PUSH_PATH_TAG = 'push_path'
+# The pyfunc loader of a registered version: a module name, not an import
+# (the pipeline never imports serving/; tests/test_architecture.py).
+LOADER_MODULE = 'serving.mlflow_model'
+# What that loader needs, pinned to the versions installed here; TF-DF (and
+# its ydf) when installed, for a gradient-boosted trees model.
+PYFUNC_PACKAGES = ('mlflow', 'tensorflow', 'tf-keras', 'numpy', 'pandas',
+                   'protobuf', 'tensorflow-decision-forests', 'ydf')
 SLICE_PREFIX = 'slice/'
 
 
@@ -102,6 +116,22 @@ def metrics_of(summary: run_summary.RunSummary) -> Dict[str, float]:
                     for k, v in values.items() if _finite(v)})
   if summary.blessed is not None:
     metrics['blessed'] = float(summary.blessed)
+  threshold = (summary.decision or {}).get('threshold')
+  if _finite(threshold):
+    metrics['decision_threshold'] = float(threshold)
+  check = summary.serving_check
+  if check is not None and check.checked and not summary.model_unchanged:
+    metrics['serving_check.passed'] = float(check.passed)
+    if check.rows:
+      metrics['serving_check.rows'] = float(check.rows)
+    if _finite(check.max_difference):
+      metrics['serving_check.max_difference'] = float(check.max_difference)
+  choice = summary.chosen_model
+  if choice is not None:
+    # Each trained family's eval-split score (models/model_choice.py),
+    # e.g. `eval_log_loss.dnn` and `eval_log_loss.gbt` under --model auto.
+    metrics.update({metric_key(f'eval_{choice.metric}.{family}'): float(v)
+                    for family, v in choice.scores.items() if _finite(v)})
   return metrics
 
 
@@ -162,6 +192,9 @@ def trained_params(summary: run_summary.RunSummary) -> Dict[str, str]:
   params: Dict[str, str] = {}
   if isinstance(found, Mapping):
     _flatten('trained', found, params)
+  choice = summary.chosen_model
+  if choice is not None:  # The family kept: `--model auto` chooses it.
+    params['trained.model'] = choice.chosen
   return {metric_key(k): v[:MAX_PARAM_VALUE] for k, v in params.items()}
 
 
@@ -187,7 +220,7 @@ def mlmd_ids(run: run_model.Run) -> Dict[str, str]:
     artifact = found.output(key) if found else None
     if artifact is not None:
       tags[f'mlmd.artifact.{key}'] = str(artifact.id)
-  schema = run.component(pipeline_ids.IMPORT_SCHEMA_GEN)
+  schema = run.component(component_ids.IMPORT_SCHEMA_GEN)
   artifact = schema.output(run_summary.SCHEMA_KEY) if schema else None
   if artifact is not None:
     tags['mlmd.artifact.schema'] = str(artifact.id)
@@ -211,6 +244,13 @@ def tags_of(run: run_model.Run, summary: run_summary.RunSummary,
       'gate.model_unchanged': str(summary.model_unchanged).lower(),
   }
   tags.update(mlmd_ids(run))
+  if summary.blessing_sentence:
+    tags['gate.sentence'] = summary.blessing_sentence
+  if summary.decision:
+    tags['decision.rule'] = str(summary.decision.get('rule', ''))
+  if summary.serving_check is not None:
+    tags['serving_check'] = run_summary.serving_check_text(
+        summary.serving_check)
   if summary.blessed_in_run:
     tags['gate.blessed_in_run'] = summary.blessed_in_run
   if summary.pushed_model:
@@ -222,7 +262,8 @@ def tags_of(run: run_model.Run, summary: run_summary.RunSummary,
       else 'none')
   tags['mlflow.note.content'] = (
       f'Pipeline run `{run.run_id}` of `{run.pipeline_name}`: **{verdict}** '
-      f'({tags["gate.reason"]}).\n\nPushed model: {pushed}.\n\nML Metadata: '
+      f'({tags["gate.reason"]}).\n\n{summary.blessing_sentence}\n\n'
+      f'Pushed model: {pushed}.\n\nML Metadata: '
       f'{metadata}, pipeline run `{run.run_id}`.')
   return {k: v[:MAX_TAG_VALUE] for k, v in tags.items()}
 
@@ -247,7 +288,7 @@ def artifacts_of(run: run_model.Run, report_path: Optional[str],
   pairs = []
   if report_path and os.path.isfile(report_path):
     pairs.append((report_path, 'report'))
-  schema = run.component(pipeline_ids.IMPORT_SCHEMA_GEN)
+  schema = run.component(component_ids.IMPORT_SCHEMA_GEN)
   stats = run.execution(run_model.STATISTICS_GEN)
   for folder, artifact in (
       ('schema', schema.output(run_summary.SCHEMA_KEY) if schema else None),
@@ -297,6 +338,12 @@ def request_for(run: run_model.Run, summary: run_summary.RunSummary,
     request['model'] = {
         'name': config.dataset.name,
         'path': pushed,
+        'loader_module': LOADER_MODULE,
+        'pip_requirements': pip_requirements(),
+        'metadata': {'dataset': config.dataset.name,
+                     'task': config.dataset.task,
+                     'label': config.dataset.label_key,
+                     'mlmd_run_id': run.run_id},
         'tags': version_tags,
         'description': (f'Pushed to {pushed} by pipeline run {run.run_id} '
                         f'of {run.pipeline_name}.'),
@@ -306,6 +353,31 @@ def request_for(run: run_model.Run, summary: run_summary.RunSummary,
             f'{config.dataset.label_key}): one version per pushed model.'),
     }
   return request
+
+
+def serve_command(tracking: location_lib.TrackingLocation, name: str,
+                  version: str, port: int = 5001) -> str:
+  """`mlflow models serve` for a registered version of a local store.
+
+  MLflow starts its scoring server as `uvicorn` from PATH, so the command
+  puts this environment's scripts first.
+  """
+  scripts = os.path.dirname(sys.executable)
+  return (f'PATH={scripts}:$PATH MLFLOW_TRACKING_URI={tracking.uri} mlflow '
+          f'models serve -m models:/{name}/{version} --env-manager local '
+          f'--port {port}')
+
+
+def pip_requirements(packages: Tuple[str, ...] = PYFUNC_PACKAGES
+                     ) -> List[str]:
+  """'name==version' of each package installed here, in order."""
+  pinned = []
+  for name in packages:
+    try:
+      pinned.append(f'{name}=={package_metadata.version(name)}')
+    except package_metadata.PackageNotFoundError:
+      continue  # TF-DF is optional: DNN models need none of it.
+  return pinned
 
 
 # --- The run's end ----------------------------------------------------------
@@ -369,11 +441,14 @@ def log_run(tracker: Optional[tracker_lib.Tracker], run: run_model.Run,
           f'in {tracking}')
   if logged.model_version:
     line += (f'; registered model {config.dataset.name} version '
-             f'{logged.model_version}')
+             f'{logged.model_version} (alias {mlflow_worker.CHAMPION})')
   print(f'{line} [{logged.seconds_waited:.1f} s at the end of the run]',
         flush=True)
   if tracking.is_local:
     print(f'  Browse it: {tracking.ui_command()}', flush=True)
+    if logged.model_version:
+      print('  Serve it: ' + serve_command(
+          tracking, config.dataset.name, logged.model_version), flush=True)
   try:
     record_in_mlmd(metadata, run, logged, tracking)
   except (LookupError, OSError, RuntimeError, mlmd_errors.StatusError) as e:

@@ -15,6 +15,11 @@ It reads two JSON lines on stdin and answers one on stdout:
 2. The request (`mlflow_log.request_for`): what to log. End of input instead
    means there is nothing to log (the run was not recorded): it exits.
 
+A pushed model is logged under `model/` as an MLflow pyfunc model
+(`save_pyfunc`: an `MLmodel` whose loader is `serving.mlflow_model`, the
+SavedModel under `data/<version>/`) and registered; the new version gets
+the alias `champion`.
+
 The answer is `{"run_id", "experiment_id", "artifact_uri",
 "model_version", "seconds"}` (seconds: importing MLflow, opening the store,
 logging, and the worker's CPU time), or `{"error": "one line"}`. Nothing else
@@ -28,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 from typing import Dict
@@ -42,6 +48,8 @@ MAX_TAGS_PER_BATCH = 100
 MAX_ERROR_CHARS = 400
 # The artifact folder of a registered model's files inside its run.
 MODEL_ARTIFACT_PATH = 'model'
+# The alias of the newest blessed (pushed) version of a registered model.
+CHAMPION = 'champion'
 FINISHED = 'FINISHED'
 
 
@@ -77,12 +85,40 @@ def _experiment_id(client, name: str,
     return experiment.experiment_id
 
 
+def save_pyfunc(model: Dict[str, Any], run_id: str, folder: str) -> str:
+  """The pushed SavedModel as an MLflow pyfunc model in `folder`/model.
+
+  The pyfunc flavor's `loader_module` (serving.mlflow_model, from the
+  installed package) loads `data/<version>/`, the pushed folder as it is;
+  nothing is pickled. The requirements are given (`pip_requirements`,
+  pinned by the parent), so MLflow infers none: inferring would load the
+  model in a subprocess and may reach the package index. No `code_paths`:
+  the loader is the installed package's code, which a copy beside the
+  model would shadow with an older one.
+
+  Returns:
+    The model's local folder.
+  """
+  from mlflow import pyfunc
+  from mlflow.models import Model
+  local = os.path.join(folder, MODEL_ARTIFACT_PATH)
+  pyfunc.save_model(
+      local, loader_module=model['loader_module'], data_path=model['path'],
+      code_paths=None, pip_requirements=list(model['pip_requirements']),
+      mlflow_model=Model(artifact_path=MODEL_ARTIFACT_PATH, run_id=run_id),
+      metadata=model.get('metadata'))
+  return local
+
+
 def _register(client, run_id: str, artifact_uri: str,
               model: Dict[str, Any]) -> str:
-  """Logs the pushed model's folder and registers it; returns the version."""
+  """Logs the pushed model as an MLflow model and registers it, as the
+  `champion`; returns the version."""
   # pylint: disable-next=g-import-not-at-top
   from mlflow.exceptions import MlflowException
-  client.log_artifacts(run_id, model['path'], MODEL_ARTIFACT_PATH)
+  with tempfile.TemporaryDirectory(prefix='mlflow-model-') as folder:
+    client.log_artifacts(run_id, save_pyfunc(model, run_id, folder),
+                         MODEL_ARTIFACT_PATH)
   name = model['name']
   try:
     client.get_registered_model(name)
@@ -95,6 +131,9 @@ def _register(client, run_id: str, artifact_uri: str,
   version = client.create_model_version(
       name, source=f'{artifact_uri}/{MODEL_ARTIFACT_PATH}', run_id=run_id,
       tags=model['tags'], description=model['description'])
+  # Registry stages are deprecated (MLflow 2.9); the newest blessed version
+  # carries the alias instead: models:/<name>@champion.
+  client.set_registered_model_alias(name, CHAMPION, version.version)
   return version.version
 
 
@@ -170,6 +209,10 @@ def main() -> int:
     from mlflow.tracking import MlflowClient
     # pylint: enable=g-import-not-at-top
     seconds['import'] = time.monotonic() - started
+    # No traces here; and a model's save (save_pyfunc), which turns
+    # tracing off and on around itself, then skips setting it up (its
+    # display handler imports IPython: seconds at the run's end).
+    mlflow.tracing.disable()
     # A server's proxied artifacts (mlflow-artifacts:/...) are uploaded to
     # the process's global tracking URI, whatever the client's is.
     mlflow.set_tracking_uri(store['uri'])

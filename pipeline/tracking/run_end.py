@@ -15,7 +15,7 @@ import sys
 from typing import Optional
 
 from pipeline.definition import config as config_lib
-from pipeline.inspection import metadata_location
+from pipeline.facts import metadata_location
 from pipeline.inspection import model_card
 from pipeline.inspection import report
 from pipeline.inspection import run_model

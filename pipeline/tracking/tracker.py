@@ -25,7 +25,7 @@ from typing import Dict
 from typing import Mapping
 from typing import Optional
 
-from pipeline.tracking import location as location_lib
+from pipeline.facts import tracking_location as location_lib
 from pipeline.tracking import mlflow_worker
 
 # MLflow's HTTP client retries a refused connection 7 times with growing

@@ -3,7 +3,7 @@
 `from tensorflow.core.example import example_pb2` runs TensorFlow's package
 `__init__`, which takes most of a refused run's time (about 17 s against
 0.07 s for this module's imports on two busy cores, measured with
-`python -X importtime`). The preflight only needs the records' framing and
+`python -X importtime`). The input check only needs the records' framing and
 the `tf.train.Example` wire format, so this module reads both itself:
 
 - the TFRecord framing (each record is a little-endian uint64 length, the
@@ -35,14 +35,16 @@ from google.protobuf import message
 from google.protobuf import message_factory
 import google_crc32c
 
+from pipeline.facts import kinds
+
 # Kinds of a `tf.train.Feature`, named as the oneof's fields are.
-BYTES = 'bytes_list'
-FLOAT = 'float_list'
-INT64 = 'int64_list'
+BYTES = kinds.FEATURE_LISTS[kinds.BYTES]
+FLOAT = kinds.FEATURE_LISTS[kinds.FLOAT]
+INT64 = kinds.FEATURE_LISTS[kinds.INT]
 _HEADER = struct.Struct('<QI')
 _FOOTER = struct.Struct('<I')
 _MASK_DELTA = 0xa282ead8
-_PACKAGE = 'preflight.tf'
+_PACKAGE = 'validation.tf'
 
 
 class RecordError(ValueError):
@@ -80,7 +82,7 @@ def _example_class() -> Any:
   """The `Example` message class, built from a descriptor declared here."""
   fd = descriptor_pb2.FieldDescriptorProto
   file_proto = descriptor_pb2.FileDescriptorProto(
-      name='preflight_tf_example.proto', package=_PACKAGE, syntax='proto3')
+      name='validation_tf_example.proto', package=_PACKAGE, syntax='proto3')
   # proto3: repeated numbers are packed, as TensorFlow writes them.
   for name, kind in (('BytesList', fd.TYPE_BYTES),
                      ('FloatList', fd.TYPE_FLOAT),

@@ -1,7 +1,7 @@
 """Where MLflow runs go: the output dir's own store, or a tracking server.
 
 Parsed once, at the edge (the local runner's `--mlflow-uri`), and carried by
-`flags.OutputLayout`. This module imports neither MLflow nor TensorFlow, so
+`layout.OutputLayout`. This module imports neither MLflow nor TensorFlow, so
 a bad URI is refused before either is loaded.
 
     local_store('/srv/out')     sqlite:////srv/out/mlflow.db, artifacts in
@@ -21,11 +21,9 @@ from typing import Optional
 from typing import Tuple
 from urllib import parse
 
-from pipeline.inspection import metadata_location
+from pipeline.facts import files
+from pipeline.facts import metadata_location
 
-# The default store's files, inside the output dir.
-DB_FILE = 'mlflow.db'
-ARTIFACTS_DIR = 'mlruns'
 # What MLflow's own clients accept as a tracking URI, besides a local path.
 SCHEMES = ('http', 'https', 'sqlite', 'postgresql', 'mysql', 'mssql',
            'file', 'databricks')
@@ -82,8 +80,8 @@ def local_store(output_dir: str) -> TrackingLocation:
   """The default store: SQLite in the output dir, artifacts beside it."""
   root = os.path.abspath(output_dir)
   return TrackingLocation(
-      uri='sqlite:///' + os.path.join(root, DB_FILE),
-      artifact_location=pathlib.Path(root, ARTIFACTS_DIR).as_uri())
+      uri='sqlite:///' + os.path.join(root, files.MLFLOW_DB_FILE),
+      artifact_location=pathlib.Path(root, files.MLFLOW_ARTIFACTS_DIR).as_uri())
 
 
 def parse_uri(uri: str) -> TrackingLocation:

@@ -1,8 +1,11 @@
 """Where ML Metadata lives: a SQLite file, or a MySQL / MariaDB database.
 
-A location is parsed once, at the edge (the local runner's and the lineage
-CLI's `--metadata-url`), and then passed around typed; every reader and
-writer of the store gets its MLMD `ConnectionConfig` from it.
+The rule, in one place (`locate`): `--metadata-url` when given, with the
+password from the URL or else from `$MYSQL_PWD` (`PASSWORD_ENV`); without
+it, `<output-dir>/metadata.sqlite`. A location is parsed once, at the edge
+(the runners', the lineage CLI's and the monitor's `--metadata-url`), and
+then passed around typed; every reader and writer of the store gets its
+MLMD `ConnectionConfig` from it.
 
     SqliteLocation('/path/outputs/metadata.sqlite')       the default
     parse_url('mysql://USER:PASSWORD@HOST:PORT/DATABASE')  TCP
@@ -25,8 +28,10 @@ is refused before either is loaded.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import socket
+from typing import Mapping
 from typing import Optional
 from typing import Tuple
 from typing import Union
@@ -35,6 +40,10 @@ from urllib import parse
 from google.protobuf import text_encoding
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.facts import files
+
+# Where the edge finds the password of a --metadata-url without one.
+PASSWORD_ENV = 'MYSQL_PWD'
 SCHEMES = ('mysql', 'mariadb')
 DEFAULT_PORT = 3306
 MASK = '***'
@@ -78,7 +87,7 @@ def mask_url(url: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SqliteLocation:
-  """MLMD in a SQLite file: the local runner's `<output-dir>/metadata.sqlite`."""
+  """MLMD in a SQLite file: a local run's `<output-dir>/metadata.sqlite`."""
   path: str
 
   def connection_config(self, readonly: bool = False
@@ -203,7 +212,7 @@ def parse_url(url: str, password: Optional[str] = None) -> MySqlLocation:
       mysql://USER[:PASSWORD]@/DATABASE?socket=PATH. `mariadb://` is the
       same. User and password may be percent-encoded.
     password: The password when the URL has none (the edge passes
-      MYSQL_PWD from the environment).
+      $MYSQL_PWD from the environment: `from_url`).
 
   Raises:
     MetadataUrlError: The URL is malformed or incomplete; the message
@@ -258,6 +267,30 @@ def parse_url(url: str, password: Optional[str] = None) -> MySqlLocation:
       host='127.0.0.1' if host == 'localhost' else host,
       port=port if port is not None else DEFAULT_PORT,
       socket=sockets[0] if sockets else '')
+
+
+def from_url(url: Optional[str], environ: Mapping[str, str]
+             ) -> Optional[MySqlLocation]:
+  """The store a `--metadata-url` names, or None without the flag.
+
+  Args:
+    url: The flag's value, or None.
+    environ: The environment: `PASSWORD_ENV` when the URL has no password.
+
+  Raises:
+    MetadataUrlError: See `parse_url`.
+  """
+  if url is None:
+    return None
+  return parse_url(url, password=environ.get(PASSWORD_ENV))
+
+
+def locate(output_dir: str, mysql: Optional[MySqlLocation] = None
+           ) -> MetadataLocation:
+  """The run's store: the MySQL one, else the output dir's SQLite file."""
+  if mysql is not None:
+    return mysql
+  return SqliteLocation(os.path.join(output_dir, files.METADATA_FILE))
 
 
 def probe(location: MySqlLocation) -> None:
