@@ -14,6 +14,8 @@ from typing import Dict
 from typing import Mapping
 from typing import Tuple
 
+from models import decision as decision_lib
+
 TRANSFORMED_SUFFIX = '_xf'
 MISSING_SUFFIX = '_missing'
 # Token that stands in for an absent categorical value. It gets its own
@@ -65,6 +67,14 @@ class DatasetSpec:
     vocab_top_k: Largest vocabulary kept per categorical feature.
     oov_buckets: Hash buckets for values outside the vocabulary.
     num_buckets: Quantile buckets per bucketized feature.
+    required_features: Feature columns a serving request must carry; a
+      request without one is refused. Every other feature is optional: a
+      missing value gets the treatment's missing-value handling, as a gap
+      in training does (models/preprocessing.py).
+    decision_rule: Binary tasks: how the Trainer chooses the decision
+      threshold on the eval split, 'f1' or 'cost' (models/decision.py).
+    false_positive_cost: With `decision_rule` 'cost': one false alarm's cost.
+    false_negative_cost: With `decision_rule` 'cost': one missed positive's.
     intended_use: What the model is for and who should use it (the model
       card's text; no effect on the pipeline).
     limitations: Known limits and risks of the model and its data (the
@@ -87,6 +97,10 @@ class DatasetSpec:
   vocab_top_k: int = 200
   oov_buckets: int = 5
   num_buckets: int = 10
+  required_features: Tuple[str, ...] = ()
+  decision_rule: str = decision_lib.F1
+  false_positive_cost: float = 1.0
+  false_negative_cost: float = 1.0
   intended_use: str = dataclasses.field(default=NOT_STATED, compare=False)
   limitations: str = dataclasses.field(default=NOT_STATED, compare=False)
 
@@ -125,6 +139,20 @@ class DatasetSpec:
       raise ValueError(
           f'DatasetSpec {self.name!r}: {sorted(forbidden)} is the label or an '
           'excluded column and must not also be a feature.')
+    not_features = sorted(set(self.required_features) -
+                          set(self.feature_columns))
+    if not_features:
+      raise ValueError(
+          f'DatasetSpec {self.name!r}: required {not_features} are not '
+          'feature columns; `required` lists columns the model reads.')
+    try:
+      rule = self.decision
+    except ValueError as e:
+      raise ValueError(f'DatasetSpec {self.name!r}: {e}') from None
+    if self.task != BINARY and rule != decision_lib.DecisionRule():
+      raise ValueError(
+          f'DatasetSpec {self.name!r}: a decision rule applies to binary '
+          f'tasks only, not {self.task}.')
     for feature, period in self.cyclical_features:
       if period <= 1:
         raise ValueError(
@@ -142,6 +170,13 @@ class DatasetSpec:
     cyclical = tuple(f for f, _ in self.cyclical_features
                      if f not in self._primary_features)
     return self._primary_features + cyclical
+
+  @property
+  def decision(self) -> decision_lib.DecisionRule:
+    """How the decision threshold is chosen (binary tasks)."""
+    return decision_lib.DecisionRule(
+        self.decision_rule, float(self.false_positive_cost),
+        float(self.false_negative_cost))
 
   @property
   def serving_excluded_columns(self) -> Tuple[str, ...]:

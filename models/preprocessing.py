@@ -6,6 +6,14 @@ are never silently turned into plausible real ones: numeric columns are
 imputed with the training mean *and* get an explicit `<name>_missing_xf`
 indicator, categorical columns map a missing value to its own token, and
 bucketized columns get a dedicated "missing" bucket.
+
+Every feature is optional unless the dataset config lists it under
+`required:`: it arrives as a SparseTensor (the curated schema gives it no
+shape), so a value missing at serving time takes exactly the path a gap
+takes in training. A required feature arrives dense, and the serving
+signature refuses an example without it. `preprocessing_fn` checks that the
+schema and the config agree, since a feature the schema parses dense has no
+missing-value path at all.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
         f'Dataset {spec.name!r}: columns {missing_columns} are configured as '
         'features but absent from the schema. Add them to the schema or remove '
         'them from the DatasetSpec.')
+  check_required(spec, inputs)
   outputs: Dict[str, tf.Tensor] = {}
 
   # Heavy-tailed non-negative amounts: log1p tames the tail (fares go up to
@@ -88,6 +97,37 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
   outputs[spec.transformed_label_key] = transform_label(
       inputs[spec.label_key], spec)
   return outputs
+
+
+def check_required(spec: features.DatasetSpec,
+                   inputs: Mapping[str, Tensor]) -> None:
+  """Refuses a schema that parses features dense that may be missing.
+
+  A feature with a shape in the schema arrives dense: tf.Transform reads it
+  as a FixedLenFeature, so the serving signature requires it. That must be
+  exactly the dataset config's `required:`.
+
+  Raises:
+    ValueError: Naming the features and both fixes.
+  """
+  dense = {k for k in spec.feature_columns
+           if not isinstance(inputs[k], tf.SparseTensor)}
+  required = set(spec.required_features)
+  if dense - required:
+    raise ValueError(
+        f'Dataset {spec.name!r}: the curated schema gives '
+        f'{sorted(dense - required)} a shape, which makes them required at '
+        'serving time, but the dataset config does not list them under '
+        '`required:`. Remove `shape` and `presence.min_fraction` from those '
+        'features in schema.pbtxt (keep `value_count {min: 0 max: 1}`), or '
+        'add them to `required:` in dataset.yaml.')
+  if required - dense:
+    raise ValueError(
+        f'Dataset {spec.name!r}: the dataset config lists '
+        f'{sorted(required - dense)} under `required:`, but the curated '
+        'schema gives them no shape. Give each `presence {min_fraction: 1.0} '
+        'shape {dim {size: 1}}` in schema.pbtxt, or remove it from '
+        '`required:`.')
 
 
 def transform_label(raw: Tensor, spec: features.DatasetSpec) -> tf.Tensor:
@@ -140,7 +180,11 @@ def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
   scaled, missing = _densify(tft.scale_to_z_score(value), default=0.0)
   outputs[features.transformed_name(key)] = scaled
   if isinstance(raw, tf.SparseTensor):
-    outputs[features.missing_indicator_name(key)] = missing
+    # A column without gaps in training never sets its flag there, so the
+    # model never learns a weight for it; the flag stays 0 at serving too
+    # (times the training maximum, 0), and a missing value is the mean.
+    outputs[features.missing_indicator_name(key)] = missing * tft.max(
+        missing)
 
 
 def _map_values(raw: Tensor, fn) -> Tensor:

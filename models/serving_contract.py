@@ -13,13 +13,27 @@ model carries its own contract wherever it is copied:
      "outputs": ["classes", "probability", "scores"],
      "ignored": ["tips", ...],
      "features": [{"name": "fare", "dtype": "float", "required": true,
-                   "treatment": "log", "vocabulary": null}, ...]}
+                   "treatment": "log", "vocabulary": null}, ...],
+     "decision_threshold": 0.31,
+     "decision_rule": "best F1 of the positive class on the eval split"}
 
-* `required` comes from the raw feature spec the signature parses with,
-  which the curated schema's presence gives: a feature the schema says is
-  always present is parsed as a `FixedLenFeature` without a default, so an
-  example without it cannot be scored. The others are optional and get the
-  documented defaults (models/preprocessing.py).
+* `required` comes from the raw feature spec the signature parses with: a
+  feature the curated schema gives a shape is parsed as a
+  `FixedLenFeature` without a default, so an example without it cannot be
+  scored. Those are exactly the dataset config's `required:` (Transform
+  checks it, models/preprocessing.py). The others are optional: a missing
+  value takes the treatment's missing-value path, as a gap in training.
+* `decision_threshold` (binary only): the Trainer's threshold on
+  P(positive), chosen on the eval split by `decision_rule`
+  (models/decision.py); a row is the positive class when P >= threshold.
+  `classes` and `scores` do not depend on it. Readers fall back to 0.5
+  when it is absent (models pushed before it existed): `threshold()`.
+* `model`: what the SavedModel is, `dnn`, `gbt` (gradient-boosted trees)
+  or `ensemble` (the mean of both); the last two need TF Decision Forests'
+  ops to load (models/forest_ops.py). `candidates`: each candidate the
+  Trainer scored and its eval-split score, `model_metric`
+  (models/model_choice.py). Absent in models pushed before the families
+  existed (they are DNNs).
 * `vocabulary` is the training vocabulary of a categorical feature, as
   tf.Transform wrote it (top_k applied, the missing token included): a value
   outside it is scored through an OOV bucket.
@@ -41,9 +55,12 @@ from typing import Mapping
 from typing import Optional
 from typing import Tuple
 
+from models import decision as decision_lib
 from models import features
 
 FORMAT_VERSION = 1
+# What readers use for a binary model pushed before thresholds existed.
+DEFAULT_DECISION_THRESHOLD = decision_lib.DEFAULT_THRESHOLD
 # TF Serving's folder for extra files inside a SavedModel.
 ASSETS_EXTRA = 'assets.extra'
 CONTRACT_FILE = 'serving_contract.json'
@@ -94,6 +111,17 @@ class Contract:
   signature: str = SIGNATURE
   input: str = SIGNATURE_INPUT
   format_version: int = FORMAT_VERSION
+  decision_threshold: Optional[float] = None
+  decision_rule: Optional[str] = None
+  model: Optional[str] = None
+  model_metric: Optional[str] = None
+  candidates: Optional[Dict[str, Optional[float]]] = None
+
+  def threshold(self) -> float:
+    """The binary decision threshold; 0.5 for a model without one."""
+    if self.decision_threshold is None:
+      return DEFAULT_DECISION_THRESHOLD
+    return self.decision_threshold
 
   def feature(self, name: str) -> Optional[Feature]:
     for candidate in self.features:
@@ -134,7 +162,19 @@ class Contract:
           ignored=tuple(str(c) for c in values.get('ignored', ())),
           signature=str(values.get('signature', SIGNATURE)),
           input=str(values.get('input', SIGNATURE_INPUT)),
-          format_version=version)
+          format_version=version,
+          decision_threshold=(
+              None if values.get('decision_threshold') is None
+              else float(values['decision_threshold'])),
+          decision_rule=(None if values.get('decision_rule') is None
+                         else str(values['decision_rule'])),
+          model=(None if values.get('model') is None
+                 else str(values['model'])),
+          model_metric=(None if values.get('model_metric') is None
+                        else str(values['model_metric'])),
+          candidates=(None if values.get('candidates') is None else {
+              str(k): (None if v is None else float(v))
+              for k, v in dict(values['candidates']).items()}))
     except (KeyError, TypeError, ValueError) as e:
       if isinstance(e, ContractError):
         raise
@@ -149,6 +189,13 @@ class Contract:
     if contract.task not in features.TASKS:
       raise ContractError(f'{source} declares task {contract.task!r}; '
                           f'expected one of {list(features.TASKS)}.')
+    threshold = contract.decision_threshold
+    if threshold is not None and not (
+        contract.task == features.BINARY and 0 < threshold < 1):
+      raise ContractError(
+          f'{source} declares decision_threshold {threshold} for a '
+          f'{contract.task} model; only a binary model has one, in (0, 1). '
+          'Re-run the pipeline to push the model again.')
     return contract
 
 
@@ -208,13 +255,17 @@ def output_names(task: str) -> Tuple[str, ...]:
   return tuple(sorted(names))
 
 
-def build(spec: features.DatasetSpec, tf_transform_output: Any) -> Contract:
+def build(spec: features.DatasetSpec, tf_transform_output: Any,
+          decision: Optional[decision_lib.Decision] = None,
+          choice: Optional[Any] = None) -> Contract:
   """The contract of a model trained on `tf_transform_output`'s features.
 
   Args:
     spec: The dataset spec the model was trained with.
     tf_transform_output: A `tft.TFTransformOutput`: its raw feature spec is
       what `serving_default` parses, and its vocabularies are training's.
+    decision: Binary models: the decision threshold the Trainer chose.
+    choice: The model family the Trainer kept (`model_choice.Choice`).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   raw_spec = tf_transform_output.raw_feature_spec()
@@ -244,17 +295,26 @@ def build(spec: features.DatasetSpec, tf_transform_output: Any) -> Contract:
                   classes=tuple(spec.classes),
                   outputs=output_names(spec.task),
                   features=tuple(feature_list),
-                  ignored=tuple(sorted(spec.excluded_columns)))
+                  ignored=tuple(sorted(spec.excluded_columns)),
+                  decision_threshold=(decision.threshold if decision
+                                      else None),
+                  decision_rule=decision.rule if decision else None,
+                  model=choice.chosen if choice else None,
+                  model_metric=choice.metric if choice else None,
+                  candidates=(choice.to_dict()['scores'] if choice
+                              else None))
 
 
 def write(serving_model_dir: str, spec: features.DatasetSpec,
-          tf_transform_output: Any) -> str:
+          tf_transform_output: Any,
+          decision: Optional[decision_lib.Decision] = None,
+          choice: Optional[Any] = None) -> str:
   """Writes the contract into a saved model's `assets.extra/`; its path.
 
   The file is the same for the same model (sorted keys, no timestamps).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  contract = build(spec, tf_transform_output)
+  contract = build(spec, tf_transform_output, decision, choice)
   folder = os.path.join(serving_model_dir, ASSETS_EXTRA)
   tf.io.gfile.makedirs(folder)
   path = os.path.join(folder, CONTRACT_FILE)

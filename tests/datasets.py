@@ -5,6 +5,8 @@ These helpers give tests three real datasets of each kind without a
 download: they come from the CSV files that scikit-learn ships inside its
 package (`sklearn/datasets/data/`), which `load_wine`, `load_diabetes` and
 `load_breast_cancer` read from disk; none of them touches the network.
+One more table is synthetic (`imbalanced_binary`): a rare label with gaps,
+which public data small enough for a test rarely has.
 
 Each function writes `data.csv` (a header row, then comma-separated rows)
 into a folder and returns a `TabularCsv` that says what is in it. The output
@@ -149,6 +151,56 @@ def breast_cancer_binary(folder: PathLike) -> TabularCsv:
   frame = _sanitized(bunch.data)
   frame['malignant'] = (1 - bunch.target).astype(int)
   return _write(folder, frame, label='malignant', task='binary')
+
+
+# Seed and size of the synthetic imbalanced table.
+_CHURN_SEED = 20261207
+CHURN_ROWS = 3000
+
+
+def imbalanced_binary(folder: PathLike) -> TabularCsv:
+  """Writes a synthetic churn table with a rare label and gaps (3,000 rows).
+
+  The label `churned` is 'yes' in 137 of the rows (4.6%; 'no' otherwise),
+  so always answering 'no' scores 95% accuracy, and a model that ranks well
+  rarely gives a row more than 0.5. It depends, through a logistic link
+  with noise, on `support_calls` (integer codes 0..9), `monthly_spend`
+  (heavy-tailed, empty in 8% of the rows), `plan` ('basic', 'plus', 'pro';
+  empty in 5%) and `satisfaction` (normal, empty in 5%); `region` (six
+  values) and `tenure_months` (0..119) carry no signal. Seeded: the same
+  bytes on every call.
+
+  Args:
+    folder: Where to write data.csv; created if missing.
+
+  Returns:
+    What was written; pass `--positive-label yes`.
+  """
+  rng = np.random.default_rng(_CHURN_SEED)
+  n = CHURN_ROWS
+  calls = rng.poisson(1.5, size=n).clip(0, 9)
+  spend = np.round(rng.lognormal(3.5, 0.8, size=n), 2)
+  plan = rng.choice(('basic', 'plus', 'pro'), size=n, p=(0.6, 0.3, 0.1))
+  satisfaction = np.round(rng.normal(0.0, 1.0, size=n), 3)
+  logit = (-6.3 + 0.9 * calls + 0.6 * (np.log(spend) - 3.5) -
+           0.9 * satisfaction + 1.0 * (plan == 'basic') +
+           rng.normal(0.0, 0.5, size=n))
+  churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+  frame = pd.DataFrame({
+      'tenure_months': rng.integers(0, 120, size=n),
+      'support_calls': calls,
+      'monthly_spend': spend.astype(object),
+      'plan': plan.astype(object),
+      'region': rng.choice(('north', 'south', 'east', 'west', 'centre',
+                            'islands'), size=n),
+      'satisfaction': satisfaction.astype(object),
+      'churned': np.where(churned, 'yes', 'no'),
+  })
+  for column, rate in (('monthly_spend', 0.08), ('plan', 0.05),
+                       ('satisfaction', 0.05)):
+    frame.loc[rng.random(n) < rate, column] = None
+  return _write(folder, frame, label='churned', task='binary',
+                float_columns=('monthly_spend', 'satisfaction'))
 
 
 def sanitize_name(name: str) -> str:

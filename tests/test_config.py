@@ -44,6 +44,25 @@ def test_every_configured_column_is_in_the_curated_schema(spec):
   assert configured <= columns, configured - columns
 
 
+@pytest.mark.parametrize('spec', COMMITTED, ids=lambda s: s.name)
+def test_required_columns_are_exactly_the_schemas_shaped_features(spec):
+  """Only `required:` is parsed dense (required at serving); Transform
+  refuses a pair that disagrees (models/preprocessing.check_required)."""
+  shaped = {f.name for f in _curated_schema(spec.name).feature
+            if f.HasField('shape') and f.name in spec.feature_columns}
+  assert shaped == set(spec.required_features)
+
+
+def test_taxi_requires_only_fare_and_payment_type():
+  assert TAXI.required_features == ('fare', 'payment_type')
+  optional = set(TAXI.feature_columns) - set(TAXI.required_features)
+  # Every treatment keeps an optional feature (the serving tests rely on it).
+  for group in ('log_features', 'numeric_features', 'bucket_features',
+                'categorical_features', 'integer_categorical_features'):
+    assert optional & set(getattr(TAXI, group)), group
+  assert optional & {c for c, _ in TAXI.cyclical_features}
+
+
 def test_label_is_required_and_absent_at_serving():
   label = next(f for f in _curated_schema(TAXI.name).feature
                if f.name == TAXI.label_key)
@@ -110,6 +129,16 @@ def test_taxi_config_file_round_trips():
     ('name: x\nlabel: y\ntask: binary\ncolumns: {numeric: [y]}\n',
      'must not also be a feature'),
     ('name: [x\n', 'not valid YAML'),
+    ('name: x\nlabel: y\ntask: binary\ngate: {min_accuracy_lift: 0}\n',
+     r'`gate.min_accuracy_lift` was removed: .*lower confidence bound'),
+    ('name: x\nlabel: y\ntask: binary\ncolumns: {numeric: [a]}\n'
+     'required: [b]\n', r"required \['b'\] are not feature columns"),
+    ('name: x\nlabel: y\ntask: multiclass\nclasses: [a, b]\n'
+     'columns: {numeric: [a]}\ndecision: {rule: f1}\n',
+     '`decision` .* applies to binary tasks only'),
+    ('name: x\nlabel: y\ntask: binary\ncolumns: {numeric: [a]}\n'
+     'decision: {rule: cost, false_negative_cost: -1}\n',
+     'false_negative_cost must be > 0'),
 ])
 def test_bad_dataset_config_names_the_file_and_key(tmp_path, text, message):
   path = tmp_path / 'dataset.yaml'
@@ -120,7 +149,7 @@ def test_bad_dataset_config_names_the_file_and_key(tmp_path, text, message):
 
 
 @pytest.mark.parametrize('kwargs', [
-    {'min_auc': 0.3}, {'min_accuracy_lift': -0.1}, {'min_example_count': 0},
+    {'min_auc': 0.3}, {'min_auc': 1.1}, {'min_example_count': 0},
     {'max_metric_drop': -1.0}, {'min_r_squared': 1.0}, {'confidence': 0.3}])
 def test_gate_config_rejects_meaningless_thresholds(kwargs):
   with pytest.raises(ValueError):
@@ -140,15 +169,17 @@ def _thresholds(eval_config):
 
 
 def test_eval_config_gates_only_the_overall_slice():
-  gate = config_lib.GateConfig(min_auc=0.9, min_accuracy_lift=0.02,
-                               min_example_count=50, max_metric_drop=0.01)
+  gate = config_lib.GateConfig(min_auc=0.9, min_example_count=50,
+                               max_metric_drop=0.01)
   eval_config = evaluation.eval_config(TAXI, gate)
   thresholds = _thresholds(eval_config)
   assert thresholds['AUC'].value_threshold.lower_bound.value == 0.9
   assert thresholds['AUC'].change_threshold.absolute.value == -0.01
   assert thresholds['ExampleCount'].value_threshold.lower_bound.value == 50
-  lift = thresholds['AccuracyLiftLowerBound'].value_threshold
-  assert lift.lower_bound.value > 0.02  # strict: lift must exceed the margin
+  bound = thresholds['AucLowerBound'].value_threshold
+  # Strict: better than chance, so a constant's bound of exactly 0.5 fails.
+  assert 0.5 < bound.lower_bound.value < 0.5 + 1e-6
+  assert not bound.HasField('upper_bound')
   sliced = {tuple(s.feature_keys) for s in eval_config.slicing_specs}
   assert sliced == {(), ('payment_type',), ('trip_start_hour',)}
   assert eval_config.model_specs[0].label_key == 'big_tipper_xf'
@@ -156,8 +187,8 @@ def test_eval_config_gates_only_the_overall_slice():
 
 
 @pytest.mark.parametrize('task, gated, key', [
-    ('multiclass', {'ExampleCount', 'AccuracyLiftLowerBound', 'Accuracy'},
-     'scores'),
+    ('multiclass', {'ExampleCount', 'MacroAucLowerBound', 'MacroAuc',
+                    'Accuracy'}, 'scores'),
     ('regression', {'ExampleCount', 'RSquaredLowerBound', 'RSquared'},
      'outputs'),
 ])

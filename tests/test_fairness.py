@@ -132,25 +132,25 @@ def test_regression_has_no_fairness_indicators():
 # --- Slice gaps ---------------------------------------------------------------
 
 
-def _slice(auc, count, majority=0.7, lift=0.05, fpr=0.1, fnr=0.2):
+def _slice(auc, count, majority=0.7, skill=0.05, fpr=0.1, fnr=0.2):
   return {'auc': auc, 'example_count': count, 'majority_class_rate': majority,
-          'accuracy_lift_over_majority': lift, FPR: fpr, FNR: fnr}
+          'log_loss_skill': skill, FPR: fpr, FNR: fnr}
 
 
-OVERALL = {'auc': 0.9, 'accuracy_lift_over_majority': 0.06, FPR: 0.1,
+OVERALL = {'auc': 0.9, 'log_loss_skill': 0.06, FPR: 0.1,
            FNR: 0.2, 'example_count': 500}
 
 
 def test_tiny_and_one_class_slices_never_define_the_worst():
   by_slice = {
-      'payment_type=Cash': _slice(0.95, 200, lift=0.0),
-      'payment_type=Credit Card': _slice(0.80, 120, lift=0.12),
+      'payment_type=Cash': _slice(0.95, 200, skill=0.0),
+      'payment_type=Credit Card': _slice(0.80, 120, skill=0.12),
       # 3 rows with an awful AUC: noise, not the worst slice.
-      'payment_type=Dispute': _slice(0.10, 3, lift=-0.6),
+      'payment_type=Dispute': _slice(0.10, 3, skill=-0.6),
       # One class only: TFMA reports AUC 0; it must not count.
       'payment_type=No Charge': _slice(0.0, 40, majority=1.0, fpr=math.nan),
-      # Big enough, but 2 rows of its rarer class: no AUC, still a lift.
-      'payment_type=Mobile': _slice(0.40, 50, majority=0.96, lift=-0.2),
+      # Big enough, but 2 rows of its rarer class: no AUC, no skill.
+      'payment_type=Mobile': _slice(0.40, 50, majority=0.96, skill=-0.2),
   }
   gaps = {g.metric: g for g in slice_gaps.slice_gaps(
       ['payment_type'], OVERALL, by_slice)}
@@ -160,12 +160,19 @@ def test_tiny_and_one_class_slices_never_define_the_worst():
   assert auc.gap == pytest.approx(0.15)
   assert (auc.compared, auc.left_out) == (2, 3)
   assert auc.best.count == 200
-  lift = gaps['accuracy_lift_over_majority']
-  # Mobile qualifies for the lift (no class rule): it is the worst.
-  assert lift.worst.name == 'payment_type=Mobile'
-  assert lift.best.name == 'payment_type=Credit Card'
-  assert lift.gap == pytest.approx(0.32)
-  assert (lift.compared, lift.left_out) == (4, 1)
+  skill = gaps['log_loss_skill']
+  # The log-loss skill needs both classes too: Mobile is left out.
+  assert skill.worst.name == 'payment_type=Cash'
+  assert skill.best.name == 'payment_type=Credit Card'
+  assert skill.gap == pytest.approx(0.12)
+  assert (skill.compared, skill.left_out) == (2, 3)
+  # The multiclass gaps compare accuracy with no class rule.
+  accuracy = slice_gaps.slice_gap(
+      'payment_type', slice_gaps.MULTICLASS_GAPS[0],
+      {name: {**values, 'accuracy': values['log_loss_skill']}
+       for name, values in by_slice.items()})
+  assert accuracy.worst.name == 'payment_type=Mobile'
+  assert (accuracy.compared, accuracy.left_out) == (4, 1)
 
 
 def test_error_rates_are_better_when_lower():
@@ -196,9 +203,9 @@ def test_fewer_than_two_big_slices_give_no_gap_and_crosses_are_ignored():
 
 def test_the_metrics_follow_the_task():
   assert [m.name for m in slice_gaps.gap_metrics({'auc': 0.9})] == [
-      'auc', 'accuracy_lift_over_majority', FPR, FNR]
+      'auc', 'log_loss_skill', FPR, FNR]
   assert [m.name for m in slice_gaps.gap_metrics({'accuracy': 0.9})] == [
-      'accuracy', 'accuracy_lift_over_majority']
+      'accuracy', 'macro_auc', 'log_loss_skill']
   assert [m.name for m in slice_gaps.gap_metrics(
       {'r_squared': 0.5, 'mean_absolute_error': 3.0})] == [
           'r_squared', 'mean_absolute_error']

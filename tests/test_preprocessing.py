@@ -58,19 +58,44 @@ def _scalar(value) -> float:
   return array[0].item()
 
 
-@pytest.fixture(scope='module')
-def transformed():
+def _transform(train_rows, new_rows=()):
+  """Analyzes `train_rows`, then transforms them and `new_rows` (rows the
+  analysis never saw, as a served request is)."""
   schema = _schema()
   feature_spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-  rows = _rows()
   metadata = dataset_metadata.DatasetMetadata(schema)
   with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
-    (outputs, _), _ = (
-        (_instances(rows, feature_spec), metadata)
+    (outputs, _), transform_fn = (
+        (_instances(train_rows, feature_spec), metadata)
         | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing.preprocessing_fn(
                 inputs, {'dataset': SPEC.to_dict()})))
-  return rows, [{k: _scalar(v) for k, v in o.items()} for o in outputs]
+    served = []
+    if new_rows:
+      served, _ = (((_instances(new_rows, feature_spec), metadata),
+                    transform_fn) | tft_beam.TransformDataset())
+  return ([{k: _scalar(v) for k, v in o.items()} for o in outputs],
+          [{k: _scalar(v) for k, v in o.items()} for o in served])
+
+
+# Every optional feature of the taxi config left empty: only the required
+# ones (fare, payment_type) and the label keep their values.
+OPTIONAL = sorted(set(SPEC.feature_columns) - set(SPEC.required_features))
+
+
+@pytest.fixture(scope='module')
+def transformed():
+  rows = _rows()
+  outputs, _ = _transform(rows)
+  return rows, outputs
+
+
+@pytest.fixture(scope='module')
+def served_without_optional():
+  rows = _rows()
+  bare = {k: (v if k not in OPTIONAL else '') for k, v in rows[1].items()}
+  _, served = _transform(rows, [bare])
+  return served[0]
 
 
 def test_label_is_copied_as_int(transformed):
@@ -95,6 +120,47 @@ def test_missing_numeric_is_imputed_with_mean_and_flagged(transformed):
   assert all(o['trip_seconds_missing_xf'] == 0.0 for o in outputs[:-1])
   # A required column gets no missing flag at all.
   assert 'fare_missing_xf' not in blank
+
+
+def test_every_optional_feature_can_be_missing_at_serving(
+    served_without_optional):
+  """Each treatment's missing path, for a row the analysis never saw."""
+  out = served_without_optional
+  assert {'trip_miles', 'trip_start_timestamp', 'pickup_latitude',
+          'company', 'pickup_community_area', 'trip_start_hour'} <= set(
+              OPTIONAL)
+  # log and numeric: the training mean (z = 0). trip_seconds had a gap in
+  # training, so its flag is learned and set; trip_miles and the timestamp
+  # had none, so their flags stay 0 (a weight never trained is not used).
+  for key in ('trip_miles', 'trip_seconds', 'trip_start_timestamp'):
+    assert out[f'{key}_xf'] == pytest.approx(0.0, abs=1e-6), key
+  assert out['trip_seconds_missing_xf'] == 1.0
+  assert out['trip_miles_missing_xf'] == 0.0
+  assert out['trip_start_timestamp_missing_xf'] == 0.0
+  # bucket: the extra "missing" bucket.
+  assert out['pickup_latitude_xf'] == SPEC.num_buckets
+  # cyclical: the origin, which no real hour reaches.
+  assert out['trip_start_hour_sin_xf'] == 0.0
+  assert out['trip_start_hour_cos_xf'] == 0.0
+  # categorical and integer_categorical: an id of the vocabulary range.
+  for key in ('company', 'pickup_community_area', 'trip_start_hour'):
+    assert 0 <= out[f'{key}_xf'] < 200 + SPEC.oov_buckets, key
+
+
+def test_transform_refuses_a_schema_that_disagrees_with_required():
+  import tensorflow as tf  # As the label tests below: imported when used.
+  dense = tf.constant([[1.0]])
+  sparse = tf.sparse.from_dense(tf.constant([[1.0]]))
+  spec = features.DatasetSpec(name='t', label_key='y',
+                              numeric_features=('a', 'b'),
+                              required_features=('a',))
+  preprocessing.check_required(spec, {'a': dense, 'b': sparse})
+  with pytest.raises(ValueError, match=r"gives \['b'\] a shape.*not list "
+                     'them under `required:`'):
+    preprocessing.check_required(spec, {'a': dense, 'b': dense})
+  with pytest.raises(ValueError, match=r"lists \['a'\] under `required:`, "
+                     'but the curated schema gives them no shape'):
+    preprocessing.check_required(spec, {'a': sparse, 'b': sparse})
 
 
 def test_cyclical_hour_encoding(transformed):

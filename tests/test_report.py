@@ -146,6 +146,22 @@ def test_verdict_classes(blessed, decision, css):
     assert 'Reason: auc = 0.8 fails &gt;= 0.9' in page
 
 
+def test_the_verdict_says_why_in_a_sentence_and_shows_the_threshold():
+  sentence = ('Not blessed: its AUC lower bound 0.49 is no better than a '
+              'constant guess (0.5) <b>')
+  view = _view(verdict=report.verdict(False, 'auc_lower_bound = 0.49 fails',
+                                      sentence),
+               decision='0.23 (best F1 of the positive class on the eval '
+               'split)')
+  page = report.render(view)
+  assert _element(page, 'blessing-sentence') == sentence.replace(
+      '<', '&lt;').replace('>', '&gt;')
+  assert _element(page, 'decision-threshold').startswith('0.23 (best F1')
+  plain = report.render(_view())
+  assert 'id="blessing-sentence"' not in plain
+  assert 'id="decision-threshold"' not in plain
+
+
 @pytest.mark.parametrize('value, kwargs, expected', [
     (None, {}, '–'),
     (float('nan'), {}, '–'),
@@ -323,19 +339,28 @@ def _dataset(num_examples, features):
 
 
 def _string_feature(name, top):
+  """In 3 of 4 rows; absent from the 4th, as TFDV counts it."""
   feature = statistics_pb2.FeatureNameStatistics(
       type=statistics_pb2.FeatureNameStatistics.STRING)
   feature.path.step.append(name)
   feature.string_stats.unique = 2
-  feature.string_stats.common_stats.num_missing = 1
+  feature.string_stats.common_stats.CopyFrom(statistics_pb2.CommonStatistics(
+      num_non_missing=3, num_missing=1, min_num_values=1, max_num_values=1,
+      tot_num_values=3))
   feature.string_stats.top_values.add(value=top, frequency=2)
   return feature
 
 
-def _float_feature(name):
+def _float_feature(name, rows, blank=0):
+  """In every one of `rows` rows, `blank` of them an empty CSV cell: TFDV
+  counts those as present (an empty value list), not as missing."""
   feature = statistics_pb2.FeatureNameStatistics(
       type=statistics_pb2.FeatureNameStatistics.FLOAT)
   feature.path.step.append(name)
+  feature.num_stats.common_stats.CopyFrom(statistics_pb2.CommonStatistics(
+      num_non_missing=rows, num_missing=0,
+      min_num_values=0 if blank else 1, max_num_values=1,
+      tot_num_values=rows - blank))
   feature.num_stats.mean = 11.25
   feature.num_stats.std_dev = math.sqrt(2)
   feature.num_stats.min = 2.5
@@ -345,16 +370,16 @@ def _float_feature(name):
 
 def test_stats_rows():
   rows = report.stats_rows(
-      {'train': _dataset(4, [_float_feature('fare'),
+      {'train': _dataset(4, [_float_feature('fare', 4, blank=1),
                              _string_feature('company', 'Acme')]),
-       'eval': _dataset(2, [_float_feature('fare')])},
+       'eval': _dataset(2, [_float_feature('fare', 2)])},
       ['train', 'eval'])
   assert rows == (
       report.StatsRow('company', 'STRING', (
           report.StatsCell('25.0%', '2 unique, top “Acme” (2)'),
           report.StatsCell('–', 'absent'))),
       report.StatsRow('fare', 'FLOAT', (
-          report.StatsCell('0.0%', 'mean 11.250, std 1.414, min 2.500, '
+          report.StatsCell('25.0%', 'mean 11.250, std 1.414, min 2.500, '
                            'max 52'),
           report.StatsCell('0.0%', 'mean 11.250, std 1.414, min 2.500, '
                            'max 52'))),
@@ -505,11 +530,12 @@ def _check_plots_fairness_and_attributions(run, summary, dom: str,
                   'Fairness indicators by slice',
                   'Feature attributions (permutation importance)'):
     assert heading in text, heading
-  # The gap of the lift across payment types, from the metrics in MLMD.
+  # The gap of the log-loss skill across payment types, from the metrics in
+  # MLMD.
   gaps = slice_gaps.slice_gaps(['payment_type', 'trip_start_hour'],
                                summary.metrics, summary.slice_metrics)
   lift = next(g for g in gaps if g.feature == 'payment_type' and
-              g.metric == 'accuracy_lift_over_majority')
+              g.metric == 'log_loss_skill')
   assert lift.gap is not None, lift
   assert (f'{lift.best.name}: {lift.best.value:.4f} (n='
           f'{lift.best.count:,.0f})') in text

@@ -24,20 +24,23 @@ class GateConfig:
 
   Which thresholds apply depends on the task (`models.features.TASKS`):
 
-  * binary: `min_auc`, and the accuracy lift over the majority class;
-  * multiclass: the accuracy lift over the majority class;
+  * binary: the AUC's lower confidence bound must exceed 0.5 (chance), and
+    the AUC must reach `min_auc`;
+  * multiclass: the same for the mean one-vs-rest AUC of the classes;
   * regression: R-squared, the share of the variance around the test mean
     that the model explains (0 for any constant prediction).
 
-  Lift and R-squared are judged by the lower end of a one-sided confidence
-  interval at `confidence`, not by the point value, so a constant model can
-  never pass and a small test split needs a clear signal to pass. That
-  replaces a fixed minimum test size, which made small datasets unblessable.
+  The AUC and R-squared are judged by the lower end of a one-sided
+  confidence interval at `confidence`, not by the point value, so a
+  constant model can never pass (its AUC is exactly 0.5, at any class
+  balance) and a small test split needs a clear signal to pass. That
+  replaces a fixed minimum test size, which made small datasets
+  unblessable.
 
   Attributes:
-    min_auc: Binary only: lowest acceptable AUC.
-    min_accuracy_lift: Classification: the lift's lower confidence bound must
-      exceed this; a constant model's lift is 0 or less.
+    min_auc: Classification: lowest acceptable AUC (multiclass: the mean
+      one-vs-rest AUC), a quality bar on top of "better than chance"; the
+      default 0.5 asks for nothing more.
     min_r_squared: Regression: R-squared's lower confidence bound must exceed
       this; a constant model's R-squared is 0 or less.
     confidence: One-sided confidence level of those lower bounds.
@@ -50,8 +53,7 @@ class GateConfig:
       the last accepted data (with spans: the last accepted span) beyond the
       schema's drift comparators (DriftGate), under every orchestrator.
   """
-  min_auc: float = 0.70
-  min_accuracy_lift: float = 0.0
+  min_auc: float = 0.5
   min_r_squared: float = 0.0
   confidence: float = 0.95
   min_example_count: int = 10
@@ -62,9 +64,6 @@ class GateConfig:
   def __post_init__(self) -> None:
     if not 0.5 <= self.min_auc <= 1.0:
       raise ValueError(f'min_auc must be in [0.5, 1], got {self.min_auc}.')
-    if self.min_accuracy_lift < 0:
-      raise ValueError('min_accuracy_lift must be >= 0, got '
-                       f'{self.min_accuracy_lift}.')
     if not 0 <= self.min_r_squared < 1:
       raise ValueError('min_r_squared must be in [0, 1), got '
                        f'{self.min_r_squared}.')
@@ -79,7 +78,7 @@ class GateConfig:
 
 # The thresholds a dataset config (and a flag) may set; the rest of
 # GateConfig is per run.
-GATE_THRESHOLDS = ('min_auc', 'min_accuracy_lift', 'min_r_squared',
+GATE_THRESHOLDS = ('min_auc', 'min_r_squared',
                    'confidence', 'min_example_count', 'max_metric_drop')
 
 
@@ -233,7 +232,7 @@ class SqlSource:
 
   Attributes:
     url: SQLAlchemy URL of the database, without the password (the
-      connecting process reads it from `sql_rows.PASSWORD_ENV`).
+      connecting process reads it from `sql_url.PASSWORD_ENV`).
     query: The SELECT, with `{SPAN}` already replaced.
     span: The span the rows are, recorded on the Examples artifact.
     rows_fingerprint: SHA-256 of the rows the preflight read: the

@@ -7,16 +7,30 @@ of training steps. The curated schema sits next to it as `schema.pbtxt`; the
 two together are a dataset's contract. `intended_use` and `limitations` are
 text for people: the pushed model's card shows them.
 
+`required` lists the feature columns a serving request must carry; every
+other feature may be missing or empty in a request and is then treated as
+a gap in training is. The curated schema gives exactly these columns a
+shape (tf.Transform parses them dense), and Transform refuses a pair of
+files that disagree. `decision` (binary only) says how the Trainer chooses
+the decision threshold on the eval split: `{rule: f1}` (the default) or
+`{rule: cost, false_positive_cost: 1, false_negative_cost: 5}`
+(models/decision.py). `model` picks the model family: `dnn` (the
+wide-and-deep network), `gbt` (gradient-boosted trees) or `auto` (both,
+the DNN, the trees or their mean kept, whichever scores best on the eval
+split; the default when the key is absent).
+
     name: penguins
     label: species
     task: multiclass            # binary | multiclass | regression
     classes: [Adelie, Chinstrap, Gentoo]
+    model: auto                 # dnn | gbt | auto
     columns:
       numeric: [bill_length_mm, body_mass_g]
       categorical: [island, sex]
       ignored: {id: every value is unique (an ID)}
+    required: [bill_length_mm]  # a request without it is refused
     slices: [island]
-    gate: {min_accuracy_lift: 0.05}
+    gate: {min_auc: 0.8}
     intended_use: Teaching examples; not for identifying birds in the field.
     limitations: Three islands of one archipelago, 2007-2009.
 
@@ -27,19 +41,24 @@ run produces). Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from typing import Any
 from typing import Dict
 from typing import Mapping
+from typing import Optional
 from typing import Tuple
 
 import yaml
 
+from models import decision as decision_lib
 from models import features
+from models import model_config
 from pipeline.definition import config as config_lib
+from pipeline.facts import files
 import schema as schema_lib
 
-CONFIG_FILE = 'dataset.yaml'
+CONFIG_FILE = files.DATASET_CONFIG_FILE
 
 # YAML group name -> DatasetSpec field.
 GROUPS = {
@@ -53,8 +72,16 @@ CYCLICAL = 'cyclical'
 IGNORED = 'ignored'
 ENCODING_KEYS = ('vocab_top_k', 'oov_buckets', 'num_buckets')
 TOP_LEVEL_KEYS = ('name', 'label', 'task', 'positive_label', 'classes',
-                  'columns', 'slices', 'encoding', 'gate', 'training',
-                  'notes') + features.DOCUMENTATION_FIELDS
+                  'columns', 'required', 'slices', 'encoding', 'gate',
+                  'decision', 'model', 'training', 'notes') + (
+                      features.DOCUMENTATION_FIELDS)
+# Gate keys of earlier versions, and what replaced them.
+REMOVED_GATE_KEYS = {
+    'min_accuracy_lift': (
+        'the gate no longer judges accuracy at threshold 0.5: it asks that '
+        "the AUC's lower confidence bound exceed 0.5 (and the AUC reach "
+        '`min_auc`); remove the key (docs/own-data.md, "The gate")'),
+}
 TRAINING_KEYS = ('train_steps', 'per_replica_batch_size')
 
 
@@ -72,24 +99,36 @@ class DatasetConfig:
     training: Training settings the file sets (a subset of TRAINING_KEYS).
     notes: Why each column got its treatment (column -> reason).
     path: The file it came from ('' when built in memory).
+    model: The model family the file names (`model_config.FAMILIES`); None
+      when it names none (then `model_config.DEFAULT_FAMILY`).
   """
   spec: features.DatasetSpec
   gate: Mapping[str, float] = dataclasses.field(default_factory=dict)
   training: Mapping[str, int] = dataclasses.field(default_factory=dict)
   notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
   path: str = ''
+  model: Optional[str] = None
 
   @property
   def schema_path(self) -> str:
     """The curated schema that belongs to this config: its neighbour."""
     return os.path.join(os.path.dirname(os.path.abspath(self.path)),
-                        schema_lib.SCHEMA_FILE)
+                        files.SCHEMA_FILE)
 
   def gate_config(self, **overrides: Any) -> config_lib.GateConfig:
     """GateConfig from the file's thresholds; `overrides` win (flags)."""
     values = dict(self.gate)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return config_lib.GateConfig(**values)
+
+
+def schema_sha256(path: str) -> str:
+  """Hex SHA-256 of a local curated schema's bytes, ImportSchemaGen's cache
+  key (`components/curated_schema.py`); '' for a remote or missing file."""
+  if '://' in path or not os.path.isfile(path):
+    return ''
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
 
 
 def named_path(name: str) -> str:
@@ -154,6 +193,7 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
                                         'positive_label'),
       'label_classes': _strings(raw.get('classes'), 'classes'),
       'slice_features': _strings(raw.get('slices'), 'slices'),
+      'required_features': _strings(raw.get('required'), 'required'),
   }
   for group, field in GROUPS.items():
     kwargs[field] = _strings(columns.get(group), f'columns.{group}')
@@ -177,9 +217,23 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
   for key in features.DOCUMENTATION_FIELDS:
     if raw.get(key) is not None:
       kwargs[key] = _text(raw[key], key)
+  decision = raw.get('decision') or {}
+  if not isinstance(decision, dict):
+    raise ValueError('`decision` must be a mapping, e.g. {rule: cost, '
+                     'false_positive_cost: 1, false_negative_cost: 5}.')
+  if decision and str(raw['task']) != features.BINARY:
+    raise ValueError('`decision` (the decision threshold rule) applies to '
+                     f'binary tasks only, not {raw["task"]}; remove it.')
+  rule = decision_lib.DecisionRule.from_dict(decision)
+  kwargs.update(decision_rule=rule.rule,
+                false_positive_cost=rule.false_positive_cost,
+                false_negative_cost=rule.false_negative_cost)
   spec = features.DatasetSpec(**kwargs)
 
   gate = raw.get('gate') or {}
+  for key, why in REMOVED_GATE_KEYS.items():
+    if isinstance(gate, dict) and key in gate:
+      raise ValueError(f'`gate.{key}` was removed: {why}.')
   _no_unknown(gate, config_lib.GATE_THRESHOLDS, '`gate`')
   gate = {k: (_int(v, f'gate.{k}') if k == 'min_example_count'
               else _float(v, f'gate.{k}')) for k, v in gate.items()}
@@ -189,8 +243,12 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
   training = {k: _int(v, f'training.{k}') for k, v in training.items()}
   notes = {str(k): str(v) for k, v in ignored.items() if v}
   notes.update({str(k): str(v) for k, v in (raw.get('notes') or {}).items()})
+  model = raw.get('model')
+  if model is not None and model not in model_config.FAMILIES:
+    raise ValueError(f'`model` must be one of '
+                     f'{", ".join(model_config.FAMILIES)}, got {model!r}.')
   return DatasetConfig(spec=spec, gate=gate, training=training, notes=notes,
-                       path=path)
+                       path=path, model=model)
 
 
 def to_dict(config: DatasetConfig) -> Dict[str, Any]:
@@ -212,6 +270,8 @@ def to_dict(config: DatasetConfig) -> Dict[str, Any]:
   if spec.label_classes:
     raw['classes'] = list(spec.label_classes)
   raw['columns'] = columns
+  if spec.required_features:
+    raw['required'] = list(spec.required_features)
   if spec.slice_features:
     raw['slices'] = list(spec.slice_features)
   for key in features.DOCUMENTATION_FIELDS:
@@ -224,6 +284,10 @@ def to_dict(config: DatasetConfig) -> Dict[str, Any]:
     raw['encoding'] = encoding
   if config.gate:
     raw['gate'] = dict(config.gate)
+  if spec.decision != decision_lib.DecisionRule():
+    raw['decision'] = spec.decision.to_dict()
+  if config.model is not None:
+    raw['model'] = config.model
   if config.training:
     raw['training'] = dict(config.training)
   used = set(spec.excluded_columns)

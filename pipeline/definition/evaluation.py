@@ -1,16 +1,21 @@
 """TFMA EvalConfig: the metrics, slices and blessing thresholds of a task.
 
-Every task is gated on how much the model beats the best constant answer on
-the test rows, judged by the lower end of a confidence interval (see
-`models.metrics`), so a constant model is never blessed and a small test
-split needs a clear signal:
+Every task is gated on whether the model beats the best constant answer on
+the test rows, judged by the lower end of a one-sided confidence interval
+(see `models.metrics`), so a constant model is never blessed, at any class
+balance, and a small test split needs a clear signal:
 
-* binary: AUC (ranking) plus the accuracy lift over the majority class at
-  threshold 0.5 (decisions);
-* multiclass: the accuracy lift over the majority class; per-class precision
-  and recall are reported;
+* binary: the AUC's lower bound above 0.5 (it ranks positives above
+  negatives better than chance) and the AUC at least `min_auc`; no
+  threshold is involved, so a useful model on a rare label passes. The
+  decision threshold is the Trainer's (models/decision.py), not the gate's.
+* multiclass: the same for the mean one-vs-rest AUC of the classes;
 * regression: R-squared, the share of the variance around the test mean the
   model explains; RMSE and MAE are reported.
+
+Reported beside them: accuracy (binary: at 0.5), the majority-class rate,
+and the log-loss skill against the test split's class priors with its
+lower bound (how far the probabilities can be taken at face value).
 
 The task's primary metric (AUC, accuracy, R-squared) may also not drop by
 more than `max_metric_drop` against the latest blessed model.
@@ -115,19 +120,21 @@ def _metric_configs(spec: features.DatasetSpec,
       class_name='ExampleCount',
       per_slice_thresholds=_overall_only(
           _lower_bound(gate.min_example_count)))
-  lift = [
-      _custom('AccuracyLiftLowerBound', gate,
-              _lower_bound(gate.min_accuracy_lift + STRICT_EPSILON)),
-      _custom('AccuracyLiftOverMajority', gate),
+  # Better than chance, strictly: a constant model's bound is exactly 0.5.
+  beats_chance = _lower_bound(custom_metrics.CHANCE_AUC + STRICT_EPSILON)
+  reported = [
       _custom('MajorityClassRate', gate),
+      _custom('LogLossSkill', gate),
+      _custom('LogLossSkillLowerBound', gate),
   ]
   if spec.task == features.BINARY:
     return [tfma.MetricsSpec(metrics=[
         count,
         tfma.MetricConfig(class_name='AUC', per_slice_thresholds=_overall_only(
             _no_drop(gate, gate.min_auc))),
+        _custom('AucLowerBound', gate, beats_chance),
         tfma.MetricConfig(class_name='BinaryAccuracy'),
-        *lift,
+        *reported,
         tfma.MetricConfig(class_name='Precision'),
         tfma.MetricConfig(class_name='Recall'),
         tfma.MetricConfig(class_name='BinaryCrossentropy'),
@@ -141,8 +148,10 @@ def _metric_configs(spec: features.DatasetSpec,
     return [
         tfma.MetricsSpec(metrics=[
             count,
+            _custom('MacroAucLowerBound', gate, beats_chance),
+            _custom('MacroAuc', gate, _lower_bound(gate.min_auc)),
             _custom('Accuracy', gate, _no_drop(gate)),
-            *lift,
+            *reported,
             tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
         ]),
         # One-vs-rest metrics for each class, keyed by class id.

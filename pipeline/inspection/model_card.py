@@ -46,7 +46,9 @@ import tensorflow_model_analysis as tfma
 
 from models import features
 from pipeline.definition import dataset_config
-from pipeline.inspection import metadata_location
+from pipeline.facts import components as component_ids
+from pipeline.facts import files
+from pipeline.facts import metadata_location
 from pipeline.inspection import report
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
@@ -56,8 +58,6 @@ CARD_HTML = 'model_card.html'
 TEMPLATE = 'model_card.html.j2'
 # The JSON layout's version; a change that removes or renames a key bumps it.
 FORMAT_VERSION = 1
-IMPORT_SCHEMA_GEN = 'ImportSchemaGen'  # pipeline.definition.pipeline's id.
-SCHEMA_FILE = 'schema.pbtxt'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,9 @@ class ModelSection:
   features: Mapping[str, Tuple[str, ...]]
   mlmd_store: str
   mlmd_ids: Mapping[str, int]
+  # The model family and the eval scores it was chosen on
+  # (models/model_choice.py); '' for models pushed before the families.
+  family: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,13 +102,19 @@ class BaselineSection:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSection:
-  """The Evaluator's verdict on the test split."""
+  """The Evaluator's verdict on the test split.
+
+  `sentence` is the verdict in plain words; `decision_threshold` a binary
+  model's threshold on P(positive) and how it was chosen ('' otherwise).
+  """
   decision: str
   reason: str
   metrics: Mapping[str, float]
   slices: Mapping[str, Mapping[str, float]]
   thresholds: Tuple[report.ThresholdRow, ...]
   baseline: Optional[BaselineSection]
+  sentence: str = ''
+  decision_threshold: str = ''
 
   @property
   def columns(self) -> Tuple[str, ...]:
@@ -162,7 +171,7 @@ def _iso(ms: int) -> str:
 
 
 def _sha256(folder: str) -> str:
-  path = os.path.join(folder, SCHEMA_FILE)
+  path = os.path.join(folder, files.SCHEMA_FILE)
   if not os.path.isfile(path):
     return ''
   with open(path, 'rb') as f:
@@ -191,7 +200,7 @@ def _data_section(run: run_model.Run, summary: run_summary.RunSummary
   if data.location not in ('', '-', '?'):
     sources.append(metadata_location.mask_url(data.location))
   sources.extend(p for p in patterns if p)
-  schema = run.component(IMPORT_SCHEMA_GEN)
+  schema = run.component(component_ids.IMPORT_SCHEMA_GEN)
   schema_artifact = (schema.output(run_summary.SCHEMA_KEY) if schema
                      else None)
   sha = _string_property(schema, 'schema_sha256') or (
@@ -241,9 +250,12 @@ def _evaluation_section(run: run_model.Run,
                                  for spec in eval_config.model_specs):
       metrics, _ = run_summary.read_metrics(uri, model_name='baseline')
       baseline = BaselineSection(model.id, model.uri, metrics)
-  decision = report.verdict(summary.blessed, summary.blessing_reason)
+  decision = report.verdict(summary.blessed, summary.blessing_reason,
+                            summary.blessing_sentence)
   return EvaluationSection(
       decision=decision.decision, reason=decision.reason,
+      sentence=decision.sentence,
+      decision_threshold=run_summary.decision_text(summary.decision),
       metrics=dict(summary.metrics),
       # Grouped by feature, numbers in numeric order, as in the report.
       slices={row.name: dict(row.values) for row in report.slice_rows(
@@ -297,7 +309,8 @@ def build_card(run: run_model.Run, summary: run_summary.RunSummary,
       task=recorded.task, label=recorded.label_key,
       classes=recorded.classes,
       features=feature_groups(recorded),
-      mlmd_store=metadata, mlmd_ids=ids)
+      mlmd_store=metadata, mlmd_ids=ids,
+      family=(summary.chosen_model.note() if summary.chosen_model else ''))
   return ModelCard(
       model=model, data=_data_section(run, summary),
       training=training_settings(run, summary),
@@ -331,6 +344,8 @@ def to_dict(card: ModelCard) -> Dict[str, Any]:
           'split': 'test',
           'decision': evaluation.decision,
           'reason': evaluation.reason,
+          'sentence': evaluation.sentence,
+          'decision_threshold': evaluation.decision_threshold,
           'metrics': evaluation.metrics,
           'slices': evaluation.slices,
           'thresholds': [dataclasses.asdict(row)

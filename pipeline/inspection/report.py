@@ -55,21 +55,28 @@ from tensorflow_model_analysis.proto import validation_result_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from models import metrics as custom_metrics
+from pipeline.facts import files
+from pipeline.facts import metadata_location
 from pipeline.inspection import analysis
-from pipeline.inspection import metadata_location
+from pipeline.inspection import feature_stats
+from pipeline.inspection import plots as plots_lib
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
 from pipeline.inspection import tuning as tuning_view
 
-REPORTS_DIR = 'reports'
-LATEST_REPORT = 'report.html'
+# In the output dir: each run's report, and the latest one.
+REPORTS_DIR = files.REPORTS_DIR
+LATEST_REPORT = files.LATEST_REPORT
 TEMPLATE = 'report.html.j2'
 # Columns of the slice table and the headline chips, in order; the gate's
 # metrics first.
 SLICE_METRICS = (
-    'auc', 'binary_accuracy', custom_metrics.ACCURACY_NAME,
-    custom_metrics.ACCURACY_LIFT_NAME, custom_metrics.LIFT_LOWER_BOUND_NAME,
-    custom_metrics.MAJORITY_RATE_NAME, custom_metrics.R_SQUARED_NAME,
+    'auc', custom_metrics.AUC_LOWER_BOUND_NAME, custom_metrics.MACRO_AUC_NAME,
+    custom_metrics.MACRO_AUC_LOWER_BOUND_NAME, 'binary_accuracy',
+    custom_metrics.ACCURACY_NAME, custom_metrics.MAJORITY_RATE_NAME,
+    custom_metrics.LOG_LOSS_SKILL_NAME,
+    custom_metrics.LOG_LOSS_SKILL_LOWER_BOUND_NAME,
+    custom_metrics.R_SQUARED_NAME,
     custom_metrics.R_SQUARED_LOWER_BOUND_NAME, custom_metrics.RMSE_NAME,
     custom_metrics.MAE_NAME, 'precision', 'recall', 'example_count')
 
@@ -94,9 +101,14 @@ _DASH = '–'
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-  """The blessing decision: 'BLESSED', 'NOT BLESSED' or 'NOT EVALUATED'."""
+  """The blessing decision: 'BLESSED', 'NOT BLESSED' or 'NOT EVALUATED'.
+
+  `reason` lists the failed thresholds exactly; `sentence` says the same
+  in plain words (gate_verdict.py).
+  """
   decision: str
   reason: str
+  sentence: str = ''
 
   @property
   def css(self) -> str:
@@ -240,6 +252,13 @@ class ReportView:
   tuning: Optional[tuning_view.TuningView] = None
   # With --warm-start: what the Trainer started from, or why it started cold.
   warm_start: str = ''
+  # Binary: the decision threshold and how it was chosen ('' for others).
+  decision: str = ''
+  # ServingCheck's verdict before the push, one line ('' when it did not run).
+  serving_check: str = ''
+  # The model family kept and the eval scores compared (models/
+  # model_choice.py); '' for runs before the families.
+  model: str = ''
   fairness: Optional[analysis.FairnessView] = None
   attributions: Optional[analysis.AttributionsView] = None
   plots: Optional[analysis.PlotsView] = None
@@ -284,12 +303,13 @@ def fmt(value: Optional[float], digits: int = 4, name: str = '') -> str:
   return f'{value:.{digits}f}'
 
 
-def verdict(blessed: Optional[bool], reason: str) -> Verdict:
+def verdict(blessed: Optional[bool], reason: str,
+            sentence: str = '') -> Verdict:
   """The verdict box of a run; `blessed` None means never evaluated."""
   if blessed is None:
     return Verdict('NOT EVALUATED', 'The run stopped before the Evaluator; '
                    'see the components below.')
-  return Verdict('BLESSED' if blessed else 'NOT BLESSED', reason)
+  return Verdict('BLESSED' if blessed else 'NOT BLESSED', reason, sentence)
 
 
 def _slice_sort_key(name: str):
@@ -497,7 +517,8 @@ def view_of(run: run_model.Run, summary: run_summary.RunSummary,
       run_id=run.run_id,
       generated=datetime.datetime.now().isoformat(timespec='seconds'),
       metadata_path=metadata_path,
-      verdict=verdict(summary.blessed, summary.blessing_reason),
+      verdict=verdict(summary.blessed, summary.blessing_reason,
+                      summary.blessing_sentence),
       chips=tuple(Chip(name, metrics[name]) for name in SLICE_METRICS
                   if name in metrics),
       pushed_model=summary.pushed_model,
@@ -515,6 +536,10 @@ def view_of(run: run_model.Run, summary: run_summary.RunSummary,
       statistics=_statistics_view(run),
       tuning=tuning_view.view_of(summary.tuning),
       warm_start=run_summary.warm_start_note(summary.training_info),
+      decision=run_summary.decision_text(summary.decision),
+      serving_check=(run_summary.serving_check_text(summary.serving_check)
+                     if summary.serving_check is not None else ''),
+      model=(summary.chosen_model.note() if summary.chosen_model else ''),
       **_analysis_fields(run, summary))
 
 
@@ -536,7 +561,9 @@ def _analysis_fields(run: run_model.Run, summary: run_summary.RunSummary
         slice_features, summary.metrics, summary.slice_metrics)
     fields['plots'] = analysis.plots_view(
         summary.evaluation_uri, summary.metrics, result,
-        model_name=_CANDIDATE if with_baseline else '')
+        model_name=_CANDIDATE if with_baseline else '',
+        decision_threshold=(summary.decision or {}).get(
+            'threshold', plots_lib.DECISION_THRESHOLD))
   return fields
 
 
@@ -583,36 +610,32 @@ def _anomalies_view(run: run_model.Run) -> Optional[AnomaliesView]:
                        rows=tuple(rows))
 
 
-def _feature_name(feature: statistics_pb2.FeatureNameStatistics) -> str:
-  return '.'.join(feature.path.step) or feature.name
-
-
 def feature_summary(feature: statistics_pb2.FeatureNameStatistics,
                     num_examples: int) -> Tuple[str, StatsCell]:
   """(type name, cell) for one feature of one split."""
   kind = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
   if feature.HasField('num_stats'):
     stats = feature.num_stats
-    common = stats.common_stats
     text = (f'mean {fmt(stats.mean, 3)}, std {fmt(stats.std_dev, 3)}, '
             f'min {fmt(stats.min, 3)}, max {fmt(stats.max, 3)}')
   elif feature.HasField('string_stats'):
     stats = feature.string_stats
-    common = stats.common_stats
     top = (f', top “{stats.top_values[0].value}” '
            f'({fmt(stats.top_values[0].frequency)})'
            if stats.top_values else '')
     text = f'{stats.unique} unique{top}'
   else:
     return kind, StatsCell(_DASH, '')
-  share = 100.0 * common.num_missing / num_examples if num_examples else 0.0
+  # Empty cells too, which TFDV's num_missing leaves out (feature_stats).
+  share = 100.0 * feature_stats.presence(feature, num_examples).missing_share
   return kind, StatsCell(f'{share:.1f}%', text)
 
 
 def stats_rows(datasets: Mapping[str, statistics_pb2.DatasetFeatureStatistics],
                splits: Sequence[str]) -> Tuple[StatsRow, ...]:
   """One row per feature over the given splits, sorted by feature name."""
-  by_split = {split: {_feature_name(f): f for f in datasets[split].features}
+  by_split = {split: {feature_stats.feature_name(f): f
+                      for f in datasets[split].features}
               for split in splits}
   names = sorted({name for features in by_split.values()
                   for name in features})

@@ -29,19 +29,23 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact as tfx_artifact_lib
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from models import eval_split
 from models import hyperparameters
+from models import model_choice
 from models import model_config
 from pipeline.components import anomaly_gate
 from pipeline.components import span_range
 from pipeline.definition import evaluation
-from pipeline.definition import pipeline as pipeline_ids
-from pipeline.inspection import metadata_location
+from pipeline.facts import components as component_ids
+from pipeline.facts import metadata_location
+from pipeline.inspection import gate_verdict
 from pipeline.inspection import run_model
 from pipeline.inspection import schema_diff
 from pipeline.inspection import tuning as tuning_view
@@ -49,9 +53,11 @@ from pipeline.inspection import tuning as tuning_view
 _METRICS = evaluation.custom_metrics
 # Shown when present, in this order; each task produces its own subset.
 HEADLINE_METRICS = (
-    'auc', 'binary_accuracy', _METRICS.ACCURACY_NAME,
-    _METRICS.MAJORITY_RATE_NAME, _METRICS.ACCURACY_LIFT_NAME,
-    _METRICS.LIFT_LOWER_BOUND_NAME, _METRICS.R_SQUARED_NAME,
+    'auc', _METRICS.AUC_LOWER_BOUND_NAME, _METRICS.MACRO_AUC_NAME,
+    _METRICS.MACRO_AUC_LOWER_BOUND_NAME, 'binary_accuracy',
+    _METRICS.ACCURACY_NAME, _METRICS.MAJORITY_RATE_NAME,
+    _METRICS.LOG_LOSS_SKILL_NAME, _METRICS.LOG_LOSS_SKILL_LOWER_BOUND_NAME,
+    _METRICS.R_SQUARED_NAME,
     _METRICS.R_SQUARED_LOWER_BOUND_NAME, _METRICS.RMSE_NAME, _METRICS.MAE_NAME,
     _METRICS.LABEL_MEAN_NAME, 'precision', 'recall', 'example_count')
 # The metrics compared with the baseline and shown per slice.
@@ -81,7 +87,10 @@ class RunSummary:
   slice_metrics: Dict[str, Dict[str, float]] = dataclasses.field(
       default_factory=dict)
   blessed: Optional[bool] = None
+  # The failed thresholds (or 'all thresholds met'), exactly.
   blessing_reason: str = ''
+  # The same decision in one sentence a newcomer understands.
+  blessing_sentence: str = ''
   pushed_model: Optional[str] = None
   evaluation_uri: Optional[str] = None
   schema_uris: Dict[str, str] = dataclasses.field(default_factory=dict)
@@ -99,6 +108,21 @@ class RunSummary:
   first_span: Optional[int] = None
   # With --tune: the Tuner's search record (its trials and verdict).
   tuning: Optional[hyperparameters.SearchRecord] = None
+  # ServingCheck's verdict before the push (for an unchanged model, that of
+  # the run that pushed it); None when it did not run.
+  serving_check: Optional[run_model.ServingCheckResult] = None
+
+  @property
+  def decision(self) -> Optional[Dict]:
+    """A binary model's decision threshold, as the Trainer recorded it
+    (models/decision.py: threshold, rule, eval precision and recall)."""
+    return (self.training_info or {}).get(eval_split.DECISION_KEY)
+
+  @property
+  def chosen_model(self) -> Optional[model_choice.Choice]:
+    """The model family the Trainer kept and the eval scores it compared
+    (models/model_choice.py); None for runs before the families."""
+    return model_choice.of_training_info(self.training_info)
 
   def span_flag(self) -> Optional[str]:
     """The span as --span writes it: '3', or '1-3' for a range; or None."""
@@ -121,7 +145,7 @@ def summarize(run: run_model.Run) -> RunSummary:
       components=[ComponentRun(e.component_id, e.state, e.seconds)
                   for e in run.executions],
       blessed=run.blessed, pushed_model=run.pushed_destination,
-      evaluation_uri=run.evaluation_uri)
+      evaluation_uri=run.evaluation_uri, serving_check=run.serving_check)
   if run.model_run_uri:
     summary.training_info = _read_training_info(run.model_run_uri)
   if run.tuner_results_uri:
@@ -134,11 +158,14 @@ def summarize(run: run_model.Run) -> RunSummary:
     summary.blessed = earlier.blessed
     summary.evaluation_uri = earlier.evaluation_uri
     summary.serving_model = earlier.pushed_destination
+    summary.serving_check = earlier.serving_check
   if summary.evaluation_uri:
     summary.metrics, summary.slice_metrics = read_metrics(
         summary.evaluation_uri)
     if summary.blessed is not None:
       summary.blessing_reason = blessing_reason(summary.evaluation_uri)
+      summary.blessing_sentence = blessing_sentence(
+          summary.evaluation_uri, summary.blessed, summary.metrics)
   if summary.model_unchanged:
     summary.blessing_reason = (
         'model unchanged: already the blessed baseline' +
@@ -160,8 +187,8 @@ def summarize(run: run_model.Run) -> RunSummary:
     if schema is not None:
       summary.schema_uris[execution.component_id] = schema.uri
       schemas[execution.component_id] = schema
-  curated = schemas.get(pipeline_ids.IMPORT_SCHEMA_GEN)
-  inferred = schemas.get(pipeline_ids.SCHEMA_GEN)
+  curated = schemas.get(component_ids.IMPORT_SCHEMA_GEN)
+  inferred = schemas.get(component_ids.SCHEMA_GEN)
   if curated is not None and inferred is not None:
     summary.schema_differences = schema_diff.diff(load_schema(curated),
                                                   load_schema(inferred))
@@ -226,6 +253,12 @@ def load_anomalies(artifact: metadata_store_pb2.Artifact
                    ) -> Dict[str, anomalies_pb2.Anomalies]:
   """ExampleValidator's anomalies, by split."""
   return anomaly_gate.read_anomalies(tfx_artifact(artifact))
+
+
+def gbt_note(info: Dict) -> str:
+  """'gradient-boosted trees: 68 trees in 2.1 s (2 threads)'."""
+  return (f"gradient-boosted trees: {info.get('trees')} trees in "
+          f"{info.get('seconds', 0.0):.1f} s ({info.get('threads')} threads)")
 
 
 def warm_start_note(training_info: Optional[Dict]) -> str:
@@ -304,9 +337,57 @@ def blessing_reason(evaluation_uri: str) -> str:
       value = failure.metric_value.double_value.value
       failures.append(f'{name} = {value:.4f} fails {_threshold(failure)}')
   if result.missing_thresholds:
-    failures.append('missing metrics for thresholds: ' + ', '.join(
-        t.metric_key.name for t in result.missing_thresholds))
+    # A flag in this TFMA version: which metrics is not recorded.
+    failures.append('a metric a threshold names was not computed')
   return '; '.join(failures) or 'validation failed'
+
+
+def _confidence(evaluation_uri: str) -> float:
+  """The confidence level the gate's bounds used (its metric config)."""
+  eval_config, _, _, _ = eval_config_writer.load_eval_run(evaluation_uri)
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.module == _METRICS.__name__ and metric.config:
+        return float(json.loads(metric.config).get(
+            'confidence', _METRICS.DEFAULT_CONFIDENCE))
+  return _METRICS.DEFAULT_CONFIDENCE
+
+
+def blessing_sentence(evaluation_uri: str, blessed: Optional[bool],
+                      metrics: Dict[str, float]) -> str:
+  """Why the model was or was not blessed, in one plain sentence."""
+  result = tfma.load_validation_result(evaluation_uri)
+  failures = []
+  for per_slice in result.metric_validations_per_slice:
+    for failure in per_slice.failures:
+      threshold = failure.metric_threshold
+      bound = None
+      if threshold.HasField('value_threshold') and (
+          threshold.value_threshold.HasField('lower_bound')):
+        bound = threshold.value_threshold.lower_bound.value
+      elif threshold.HasField('change_threshold') and (
+          threshold.change_threshold.HasField('absolute')):
+        bound = threshold.change_threshold.absolute.value
+      failures.append(gate_verdict.Failure(
+          failure.metric_key.name, failure.metric_key.is_diff,
+          failure.metric_value.double_value.value, bound))
+  return gate_verdict.sentence(blessed, metrics, failures,
+                               bool(result.missing_thresholds),
+                               _confidence(evaluation_uri))
+
+
+def decision_text(decision: Optional[Dict]) -> str:
+  """'0.31 (best F1 ...; on the eval split: precision 0.71, recall
+  0.64)', or '' without a recorded threshold."""
+  if not decision:
+    return ''
+  text = f"{decision['threshold']:.3g} ({decision['rule']}"
+  precision, recall = decision.get('precision'), decision.get('recall')
+  if precision is not None and recall is not None and not (
+      math.isnan(precision) or math.isnan(recall)):
+    text += (f'; on the eval split: precision {precision:.2f}, recall '
+             f'{recall:.2f}')
+  return text + ')'
 
 
 def _threshold(failure) -> str:
@@ -332,6 +413,16 @@ def lower_bound_text(value: float, at_least: str = '≥') -> str:
   return f'{at_least} {value:.4g}'
 
 
+def serving_check_text(check: run_model.ServingCheckResult) -> str:
+  """ServingCheck's verdict in one line: 'passed: 200 test rows ...',
+  'BLOCKED the push: ...' or 'skipped: ...'."""
+  if not check.checked:
+    return check.note or 'skipped'
+  if check.passed:
+    return f'passed: {check.note}'
+  return f'BLOCKED the push: {check.note}'
+
+
 def format_summary(summary: RunSummary) -> str:
   """Multi-line text for the terminal."""
   spans = ''
@@ -343,9 +434,15 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f'  {run.component_id:<28} {run.state:<9} {run.seconds:7.1f}s')
   if summary.training_info:
     info = summary.training_info
-    lines.append(f"Training: {info['replicas_in_sync']} replica(s) in sync on "
-                 f"{', '.join(info['devices'])}; global batch "
-                 f"{info['global_batch_size']}")
+    choice = summary.chosen_model
+    if choice is None or choice.requested != model_config.GBT:
+      lines.append(f"Training: {info['replicas_in_sync']} replica(s) in sync "
+                   f"on {', '.join(info['devices'])}; global batch "
+                   f"{info['global_batch_size']}")
+    if info.get(model_config.GBT):
+      lines.append('Training: ' + gbt_note(info[model_config.GBT]))
+    if choice is not None:
+      lines.append(f'  model: {choice.note()}')
     if info.get('resumed_from_step'):
       lines.append(f"  resumed from the checkpoint at step "
                    f"{info['resumed_from_step']} of a killed run; trained "
@@ -389,6 +486,16 @@ def format_summary(summary: RunSummary) -> str:
   else:
     verdict = 'BLESSED' if summary.blessed else 'NOT BLESSED'
     lines.append(f'Blessing: {verdict} ({summary.blessing_reason})')
+    if summary.blessing_sentence:
+      lines.append(f'  {summary.blessing_sentence}')
+  if decision_text(summary.decision):
+    lines.append('Decision threshold: P(positive) >= '
+                 + decision_text(summary.decision))
+  if summary.serving_check is not None:
+    judged = (f' (run {summary.blessed_in_run})' if summary.model_unchanged
+              and summary.blessed_in_run else '')
+    lines.append(f'Serving check{judged}: '
+                 + serving_check_text(summary.serving_check))
   if summary.model_unchanged:
     lines.append('Pushed model: none new' + (
         f' (serving {summary.serving_model}, pushed in run '
