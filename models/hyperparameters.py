@@ -1,9 +1,13 @@
 """The tuned settings and the search record, as plain data: no TF import.
 
-With `--tune`, TFX's Tuner searches five settings of the model
-(`models/tuning.py`): the deep tower's layer sizes, dropout, the learning
-rate, the L2 penalty and the per-replica batch size. This module holds what
-the three readers of that search share:
+With `--tune`, TFX's Tuner searches the settings of the family that
+trains (`models/tuning.py`). For the DNN (`--model dnn`, and `auto`, whose
+trees keep their defaults) five: the deep tower's layer sizes, dropout, the
+learning rate, the L2 penalty and the per-replica batch size. For the
+gradient-boosted trees (`--model gbt`) five too: the number of trees, their
+depth, the shrinkage (learning rate), the fewest rows in a leaf and the
+share of rows each tree sees. This module holds what the three readers of
+that search share:
 
 - the names and choices of the settings, and `apply`, which puts tuned
   values in place of a `ModelConfig` and batch size (the Trainer's `run_fn`
@@ -38,6 +42,13 @@ LEARNING_RATE = 'learning_rate'
 L2 = 'l2'
 BATCH_SIZE = 'per_replica_batch_size'
 NAMES = (HIDDEN_UNITS, DROPOUT, LEARNING_RATE, L2, BATCH_SIZE)
+# The gradient-boosted trees' settings (`model_config.GbtConfig` fields).
+NUM_TREES = 'num_trees'
+MAX_DEPTH = 'max_depth'
+SHRINKAGE = 'shrinkage'
+MIN_EXAMPLES = 'min_examples'
+SUBSAMPLE = 'subsample'
+GBT_NAMES = (NUM_TREES, MAX_DEPTH, SHRINKAGE, MIN_EXAMPLES, SUBSAMPLE)
 
 # The choices around the defaults; a configured default outside them is
 # added, so the defaults are always a point of the space.
@@ -48,6 +59,14 @@ DROPOUT_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 L2_CHOICES = (0.0, 1e-5, 1e-4, 1e-3)
 BATCH_SIZE_CHOICES = (32, 64, 128, 256)
+# The trees' choices: around YDF's defaults (300 trees of depth 6,
+# shrinkage 0.1, 5 rows per leaf, every row), the ranges YDF's manual
+# suggests tuning. With early stopping, `num_trees` is a ceiling.
+NUM_TREES_CHOICES = (100, 200, 300, 500, 800)
+MAX_DEPTH_CHOICES = (3, 4, 5, 6, 8)
+SHRINKAGE_RANGE = (0.02, 0.3)  # Sampled log-uniformly.
+MIN_EXAMPLES_CHOICES = (2, 5, 10, 20, 40)
+SUBSAMPLE_CHOICES = (0.6, 0.8, 1.0)
 
 # What the Tuner writes into its `tuner_results` artifact, beside TFX's
 # tuner_results.json (which keeps completed trials only).
@@ -100,14 +119,26 @@ def default_values(model: config_lib.ModelConfig,
   }
 
 
+def gbt_default_values(model: config_lib.ModelConfig) -> Dict[str, Any]:
+  """The configured trees' settings as tuner values: the first trial's."""
+  gbt = model.gbt
+  return {
+      NUM_TREES: int(gbt.num_trees),
+      MAX_DEPTH: int(gbt.max_depth),
+      SHRINKAGE: float(gbt.shrinkage),
+      MIN_EXAMPLES: int(gbt.min_examples),
+      SUBSAMPLE: float(gbt.subsample),
+  }
+
+
 def apply(values: Mapping[str, Any], model: config_lib.ModelConfig,
           per_replica_batch_size: int
           ) -> Tuple[config_lib.ModelConfig, int]:
   """The settings with tuned values in place of the configured ones.
 
   Args:
-    values: Tuner values by name (a subset of NAMES); missing ones keep the
-      configured value.
+    values: Tuner values by name (a subset of NAMES and GBT_NAMES); missing
+      ones keep the configured value.
     model: The configured model settings (`drop_all_features` is kept).
     per_replica_batch_size: The configured batch size per replica.
 
@@ -117,11 +148,17 @@ def apply(values: Mapping[str, Any], model: config_lib.ModelConfig,
   Raises:
     ValueError: An unknown name, or a value out of its range.
   """
-  unknown = sorted(set(values) - set(NAMES))
+  unknown = sorted(set(values) - set(NAMES) - set(GBT_NAMES))
   if unknown:
     raise ValueError(f'Unknown tuned settings {unknown}; known: '
-                     f'{", ".join(NAMES)}.')
+                     f'{", ".join(NAMES + GBT_NAMES)}.')
   changes: Dict[str, Any] = {}
+  gbt_changes = {name: values[name] for name in GBT_NAMES if name in values}
+  if gbt_changes:
+    # GbtConfig checks the ranges.
+    changes['gbt'] = dataclasses.replace(model.gbt, **{
+        name: (float(value) if name in (SHRINKAGE, SUBSAMPLE)
+               else int(value)) for name, value in gbt_changes.items()})
   if HIDDEN_UNITS in values:
     changes['hidden_units'] = parse_units(values[HIDDEN_UNITS])
   for name in (DROPOUT, LEARNING_RATE, L2):
@@ -154,9 +191,10 @@ def values_of(hyperparameters: Optional[Mapping[str, Any]]
 
 
 def describe(values: Mapping[str, Any]) -> str:
-  """'hidden_units=64,32 dropout=0.3 learning_rate=0.001 ...' in NAMES order."""
+  """'hidden_units=64,32 dropout=0.3 learning_rate=0.001 ...' in NAMES (then
+  GBT_NAMES) order."""
   parts = []
-  for name in NAMES:
+  for name in NAMES + GBT_NAMES:
     if name in values:
       value = values[name]
       text = f'{value:.3g}' if isinstance(value, float) else str(value)

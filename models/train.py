@@ -1,4 +1,10 @@
-"""TFX Trainer entry point: `run_fn` trains under MirroredStrategy and exports.
+"""TFX Trainer entry point: `run_fn` trains the model family and exports it.
+
+The wide-and-deep DNN trains under MirroredStrategy; with `--model gbt` or
+`auto` gradient-boosted trees grow beside it (`models/gbt.py`), and `auto`
+keeps the DNN, the trees or their mean, whichever scores best on the eval
+split (`models/model_choice.py`). Then the decision threshold is chosen on the
+kept model's eval predictions, and the model is exported.
 
 Referenced by module path (`models.train.run_fn`), so Trainer imports the
 installed package rather than a copied module file.
@@ -8,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 from typing import Dict
 from typing import List
@@ -21,10 +28,13 @@ from tfx.components.trainer import fn_args_utils
 
 from models import checkpoints
 from models import data_input
+from models import eval_split
 from models import features
+from models import gbt
 from models import hyperparameters as hp_lib
 from models import keras_choice
 from models import model as model_lib
+from models import model_choice
 from models import model_config as config_lib
 from models import serving_contract
 from models import signatures
@@ -188,6 +198,46 @@ def label_moments(files: List[str], data_accessor: fn_args_utils.DataAccessor,
   return mean, std if std > 1e-12 else 1.0
 
 
+def train_dnn(fn_args: fn_args_utils.FnArgs, spec: features.DatasetSpec,
+              training: Dict[str, Any], model_config: config_lib.ModelConfig,
+              strategy: tf.distribute.Strategy, train_ds: tf.data.Dataset,
+              eval_ds: tf.data.Dataset, dense: List[str],
+              categorical: Dict[str, int],
+              tf_transform_output: tft.TFTransformOutput
+              ) -> Tuple[tf.keras.Model, Dict[str, Any]]:
+  """Trains the wide-and-deep DNN under `strategy`.
+
+  Returns:
+    The model, and for training_info.json how its training went (resumed
+    from a checkpoint, warm-started).
+  """
+  head = model_head(spec, fn_args, tf_transform_output)
+  logging.info('Model head: %s', head)
+  with strategy.scope():
+    model = model_lib.build_model(dense, categorical, model_config, head)
+  # With --warm-start: an earlier blessed model's weights, mapped by token
+  # and bucket. A checkpoint restored by fit below wins over them.
+  warm = warm_start.apply(model, training, spec, model_config,
+                          fn_args.transform_output)
+
+  # A re-run after a kill continues from the last epoch's checkpoint.
+  backup = checkpoints.backup_dir(fn_args, strategy.num_replicas_in_sync)
+  recorder = checkpoints.ResumeRecorder()
+  fit_exact_steps(
+      model, train_ds, fn_args.train_steps,
+      validation_data=eval_ds,
+      validation_steps=fn_args.eval_steps,
+      callbacks=[checkpoints.backup_and_restore(backup), recorder,
+                 tf.keras.callbacks.TensorBoard(
+                     log_dir=fn_args.model_run_dir, update_freq='epoch')])
+  resumed = checkpoints.resume_info(recorder, model)
+  if resumed['resumed_from_step']:
+    logging.info('Resumed from the checkpoint at step %d in %s; trained %d '
+                 'steps.', resumed['resumed_from_step'], backup,
+                 resumed['steps_trained'])
+  return model, {**resumed, **warm}
+
+
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the model and saves it with its serving signatures."""
   keras_choice.require_legacy_keras()
@@ -217,32 +267,44 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
       spec.transformed_label_key, global_batch, shuffle=False)
 
   dense, categorical = model_inputs(tf_transform_output, spec)
-  head = model_head(spec, fn_args, tf_transform_output)
-  logging.info('Model head: %s', head)
-  with strategy.scope():
-    model = model_lib.build_model(dense, categorical, model_config, head)
-  # With --warm-start: an earlier blessed model's weights, mapped by token
-  # and bucket. A checkpoint restored by fit below wins over them.
-  warm = warm_start.apply(model, training, spec, model_config,
-                          fn_args.transform_output)
-
-  # A re-run after a kill continues from the last epoch's checkpoint.
-  backup = checkpoints.backup_dir(fn_args, strategy.num_replicas_in_sync)
-  recorder = checkpoints.ResumeRecorder()
-  fit_exact_steps(
-      model, train_ds, fn_args.train_steps,
-      validation_data=eval_ds,
-      validation_steps=fn_args.eval_steps,
-      callbacks=[checkpoints.backup_and_restore(backup), recorder,
-                 tf.keras.callbacks.TensorBoard(
-                     log_dir=fn_args.model_run_dir, update_freq='epoch')])
-  resumed = checkpoints.resume_info(recorder, model)
-  if resumed['resumed_from_step']:
-    logging.info('Resumed from the checkpoint at step %d in %s; trained %d '
-                 'steps.', resumed['resumed_from_step'], backup,
-                 resumed['steps_trained'])
+  # --model gbt or auto: the trees grow in a thread while the DNN trains
+  # (models/gbt.py); auto then keeps the DNN, the trees or their mean,
+  # whichever scores best on the eval split (models/model_choice.py).
+  started = time.monotonic(), time.process_time()
+  trees = (gbt.start(fn_args, spec, model_config, tf_transform_output, dense,
+                     categorical, int(training['seed']))
+           if model_config.trains_gbt else None)
+  trained: Dict[str, tf.keras.Model] = {}
+  info: Dict[str, Any] = {'hyperparameters': tuned}
+  if model_config.trains_dnn:
+    trained[config_lib.DNN], dnn_info = train_dnn(
+        fn_args, spec, training, model_config, strategy, train_ds, eval_ds,
+        dense, categorical, tf_transform_output)
+    info.update(dnn_info)
+  if trees is not None:
+    forest = trees.result()
+    trained[config_lib.GBT] = forest.model
+    info[config_lib.GBT] = forest.info
+  # Wall and CPU seconds of the training, both families together: with
+  # auto, CPU above wall is the cores the two used side by side.
+  info['training_seconds'] = {
+      'wall': round(time.monotonic() - started[0], 3),
+      'cpu': round(time.process_time() - started[1], 3)}
+  choice, chosen = model_choice.choose(
+      spec.task, model_config.family, trained,
+      lambda: data_input.input_fn(
+          fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+          spec.transformed_label_key, global_batch, shuffle=False,
+          num_epochs=1), mean_of=gbt.mean_model)
+  model = chosen.model
+  info[model_choice.KEY] = choice.to_dict()
+  logging.info('Model: %s', choice.note())
+  # Binary: the decision threshold, chosen on one pass over the eval split.
+  decision = eval_split.binary_decision(model, spec, data_input.input_fn(
+      fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+      spec.transformed_label_key, global_batch, shuffle=False, num_epochs=1))
   _write_training_info(fn_args.model_run_dir, strategy, global_batch,
-                       {**resumed, 'hyperparameters': tuned, **warm})
+                       {**info, **eval_split.decision_info(decision)})
 
   # Without the traced call functions of every layer, which only a Keras
   # revival of the model reads: every reader here (TFMA as `tf_generic`,
@@ -252,4 +314,5 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              signatures=signatures.make_signatures(
                  model, tf_transform_output, spec))
   # What a request may carry, for the REST server (serving/).
-  serving_contract.write(fn_args.serving_model_dir, spec, tf_transform_output)
+  serving_contract.write(fn_args.serving_model_dir, spec, tf_transform_output,
+                         decision, choice)

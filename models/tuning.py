@@ -25,6 +25,14 @@ trial, tfx#5607 and #7775):
 Each trial trains `steps_per_trial` steps (fewer than the Trainer's) and is
 scored once, on the same eval rows for every trial: the Trainer's
 `eval_steps` batches of the configured global batch size.
+
+The family searched is the one that trains (`ModelConfig.family`): the
+DNN's settings for `dnn` and for `auto` (whose trees keep YDF's defaults,
+which are robust where a network's are not), the gradient-boosted trees'
+for `gbt` (`GbtTuner`). A trees trial grows its forest to the end (early
+stopping included) and is scored with the same eval metric; YDF stops
+growing trees at the deadline (`maximum_training_duration_seconds`), and
+such a trial is recorded as stopped.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from tfx.components.tuner import component as tuner_component
 
 from models import data_input
 from models import features
+from models import gbt
 from models import hyperparameters as hp_lib
 from models import keras_choice
 from models import model as model_lib
@@ -76,6 +85,33 @@ def objective_for(task: str) -> keras_tuner.Objective:
 
 def _with(choices, default) -> List:
   return sorted(set(choices) | {default})
+
+
+def gbt_search_space(defaults: Mapping[str, Any]
+                     ) -> keras_tuner.HyperParameters:
+  """The trees' settings searched, each with its configured value as default.
+
+  Args:
+    defaults: `hyperparameters.gbt_default_values(...)`.
+  """
+  space = keras_tuner.HyperParameters()
+  space.Choice(hp_lib.NUM_TREES, _with(hp_lib.NUM_TREES_CHOICES,
+                                       defaults[hp_lib.NUM_TREES]),
+               default=defaults[hp_lib.NUM_TREES])
+  space.Choice(hp_lib.MAX_DEPTH, _with(hp_lib.MAX_DEPTH_CHOICES,
+                                       defaults[hp_lib.MAX_DEPTH]),
+               default=defaults[hp_lib.MAX_DEPTH])
+  low, high = hp_lib.SHRINKAGE_RANGE
+  rate = defaults[hp_lib.SHRINKAGE]
+  space.Float(hp_lib.SHRINKAGE, min(low, rate), max(high, rate),
+              sampling='log', default=rate)
+  space.Choice(hp_lib.MIN_EXAMPLES, _with(hp_lib.MIN_EXAMPLES_CHOICES,
+                                          defaults[hp_lib.MIN_EXAMPLES]),
+               default=defaults[hp_lib.MIN_EXAMPLES])
+  space.Choice(hp_lib.SUBSAMPLE, _with(hp_lib.SUBSAMPLE_CHOICES,
+                                       defaults[hp_lib.SUBSAMPLE]),
+               default=defaults[hp_lib.SUBSAMPLE])
+  return space
 
 
 def search_space(defaults: Mapping[str, Any]) -> keras_tuner.HyperParameters:
@@ -411,6 +447,84 @@ class BudgetedTuner(keras_tuner.engine.base_tuner.BaseTuner):
     return ([chosen] + others)[:num_trials]
 
 
+@dataclasses.dataclass(frozen=True)
+class GbtTrialData:
+  """What every trees trial trains and is scored on.
+
+  Attributes:
+    dense: Float inputs.
+    categorical: Integer-id inputs and their cardinalities.
+    spec: The dataset (its task and classes).
+    train: () -> one pass over the training rows, as `gbt.training_dataset`.
+    eval: () -> the eval batches, finite and the same for every trial.
+  """
+  dense: List[str]
+  categorical: Dict[str, int]
+  spec: features.DatasetSpec
+  train: Callable[[], tf.data.Dataset]
+  eval: Callable[[], tf.data.Dataset]
+
+
+def _eval_metric(task: str) -> tf.keras.metrics.Metric:
+  """The Keras metric the DNN's trials are scored with (`OBJECTIVES`)."""
+  if task == features.BINARY:
+    return tf.keras.metrics.AUC(name='auc')
+  if task == features.MULTICLASS:
+    return tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy')
+  return tf.keras.metrics.RootMeanSquaredError(name='rmse')
+
+
+class GbtTuner(BudgetedTuner):
+  """The budgeted search over the gradient-boosted trees' settings.
+
+  Same oracle, budgets, record and verdict as the DNN's search; a trial
+  grows a forest (`models/gbt.py`) instead of fitting a network for a fixed
+  number of steps, and its `steps` in the record are the trees grown.
+  """
+
+  def __init__(self, oracle: BudgetedOracle, data: GbtTrialData,
+               model: config_lib.ModelConfig, per_replica_batch_size: int,
+               seed: int, directory: Optional[str] = None):
+    super().__init__(oracle, data, model, per_replica_batch_size,
+                     steps=model.gbt.num_trees, seed=seed,
+                     directory=directory)
+    self.defaults = hp_lib.gbt_default_values(model)
+
+  def run_trial(self, trial, *fit_args, **fit_kwargs):
+    del fit_args, fit_kwargs  # Everything comes from `data`.
+    model_config, _ = hp_lib.apply(trial.hyperparameters.values,
+                                   self.base_model, self.base_batch)
+    data = self.data
+    # YDF stops growing trees at the deadline; at least a second, so that
+    # a trial started just before it still returns a forest.
+    forest = gbt.build_forest(
+        model_config.gbt, data.spec.task, data.dense, data.categorical,
+        seed=self.seed, max_seconds=max(self.deadline.remaining(), 1.0))
+    forest.fit(data.train())
+    grown = gbt.forest_info(forest)['trees']
+    self._steps_taken[trial.trial_id] = grown
+    if self.deadline.passed():
+      reason = (f'stopped at the time budget ({self.deadline.seconds:g} s) '
+                f'with {grown} trees')
+      self._stopped[trial.trial_id] = reason
+      raise TrialStoppedError(reason)
+    model = gbt.serving_model(forest, data.dense, data.categorical,
+                              data.spec, model_config.drop_all_features)
+    metric = _eval_metric(data.spec.task)
+    names = set(model.input_names)
+    for batch, label in data.eval():
+      metric.update_state(label, model({k: v for k, v in batch.items()
+                                        if k in names}, training=False))
+    score = float(metric.result().numpy())
+    if not math.isfinite(score):
+      raise keras_tuner.errors.FailedTrialError(
+          f'eval {metric.name} is {score}')
+    return {self.oracle.objective.name: score}
+
+  def _warm_up(self) -> None:
+    """Nothing to warm up: no Keras training loop is traced."""
+
+
 def build_tuner(data: TrialData, task: str, model: config_lib.ModelConfig,
                 per_replica_batch_size: int, *, max_trials: int,
                 steps_per_trial: int, deadline: Deadline, seed: int,
@@ -424,6 +538,18 @@ def build_tuner(data: TrialData, task: str, model: config_lib.ModelConfig,
   return BudgetedTuner(oracle, data, model, per_replica_batch_size,
                        steps=steps_per_trial, seed=seed, strategy=strategy,
                        directory=directory)
+
+
+def build_gbt_tuner(data: GbtTrialData, model: config_lib.ModelConfig,
+                    per_replica_batch_size: int, *, max_trials: int,
+                    deadline: Deadline, seed: int, directory: str
+                    ) -> GbtTuner:
+  """A search over the trees' settings, its first trial those of `model`."""
+  oracle = BudgetedOracle(objective_for(data.spec.task), max_trials,
+                          gbt_search_space(hp_lib.gbt_default_values(model)),
+                          deadline, seed)
+  return GbtTuner(oracle, data, model, per_replica_batch_size, seed=seed,
+                  directory=directory)
 
 
 def tuner_fn(fn_args: fn_args_utils.FnArgs) -> tuner_component.TunerFnResult:
@@ -461,14 +587,30 @@ def tuner_fn(fn_args: fn_args_utils.FnArgs) -> tuner_component.TunerFnResult:
         label, eval_batch, shuffle=False, num_epochs=1)
     return dataset.take(eval_steps) if eval_steps else dataset
 
-  tuner = build_tuner(
-      TrialData(dense, categorical, head, train, evaluate), spec.task, model,
-      per_replica_batch, max_trials=int(tuning['max_trials']),
-      steps_per_trial=int(fn_args.train_steps), deadline=deadline, seed=seed,
-      directory=fn_args.working_dir, strategy=strategy)
-  logging.info('Tuning: up to %d trials of %d steps within %g s, on eval %s',
-               tuning['max_trials'], fn_args.train_steps,
-               deadline.seconds, tuner.oracle.objective.name)
+  if model.family == config_lib.GBT:
+    inputs = sorted(dense) + sorted(categorical)
+
+    def train_once() -> tf.data.Dataset:
+      return gbt.training_dataset(fn_args.train_files, fn_args.data_accessor,
+                                  tf_transform_output, spec, inputs,
+                                  model.drop_all_features)
+
+    tuner = build_gbt_tuner(
+        GbtTrialData(dense, categorical, spec, train_once, evaluate), model,
+        per_replica_batch, max_trials=int(tuning['max_trials']),
+        deadline=deadline, seed=seed, directory=fn_args.working_dir)
+    logging.info('Tuning the gradient-boosted trees: up to %d trials within '
+                 '%g s, on eval %s', tuning['max_trials'], deadline.seconds,
+                 tuner.oracle.objective.name)
+  else:
+    tuner = build_tuner(
+        TrialData(dense, categorical, head, train, evaluate), spec.task,
+        model, per_replica_batch, max_trials=int(tuning['max_trials']),
+        steps_per_trial=int(fn_args.train_steps), deadline=deadline,
+        seed=seed, directory=fn_args.working_dir, strategy=strategy)
+    logging.info('Tuning: up to %d trials of %d steps within %g s, on eval '
+                 '%s', tuning['max_trials'], fn_args.train_steps,
+                 deadline.seconds, tuner.oracle.objective.name)
   # verbose 0: KerasTuner's own per-trial display; the record says more.
   return tuner_component.TunerFnResult(tuner=tuner,
                                        fit_kwargs={'verbose': 0})

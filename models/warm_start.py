@@ -58,7 +58,9 @@ from tf_keras.protobuf import saved_metadata_pb2
 
 from models import features
 from models import model as model_lib
+from models import model_choice
 from models import model_config as config_lib
+from models import serving_contract
 
 # Key of the warm start in the Trainer's custom_config['training'] (set by
 # pipeline.definition.config.WarmStart) and in training_info.json.
@@ -203,6 +205,14 @@ def warm_start(model: tf.keras.Model, source: Source,
     return Outcome(source, cold_because=source.none_because or
                    'no earlier blessed model')
   outcome = Outcome(source)
+  family = model_family(source.model_uri)
+  if family in (config_lib.GBT, model_choice.ENSEMBLE):
+    what = ('gradient-boosted trees' if family == config_lib.GBT else
+            'the mean of a DNN and gradient-boosted trees')
+    outcome.cold_because = (f'{source.described} is {what} '
+                            '(models/model_choice.py): only a DNN\'s weights '
+                            'seed a DNN')
+    return outcome
   try:
     problem = incompatibility(source.dataset, spec, source.model,
                               model_config)
@@ -252,6 +262,19 @@ def apply(model: tf.keras.Model, training: Mapping[str, Any],
 
 
 # --- Compatibility ---------------------------------------------------------
+
+
+def model_family(saved_model_dir: str) -> Optional[str]:
+  """The family in a SavedModel ('dnn', 'gbt'), from its serving contract;
+  None when the contract does not say (a model pushed before families
+  existed, a DNN) or cannot be read (reading its weights then says why)."""
+  path = serving_contract.contract_path(saved_model_dir)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      values = json.load(f)
+  except (OSError, ValueError, tf.errors.OpError):
+    return None
+  return values.get('model') if isinstance(values, dict) else None
 
 
 def incompatibility(before: Optional[features.DatasetSpec],

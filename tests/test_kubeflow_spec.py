@@ -78,7 +78,10 @@ EXPECTED_UPSTREAM = {
     P.MODEL_CHANGE_CHECK: {P.TRAINER, MODEL_RESOLVER},
     P.EVALUATOR: {P.EXAMPLE_GEN, P.TRAINER, MODEL_RESOLVER,
                   P.MODEL_CHANGE_CHECK},
-    P.PUSHER: {P.TRAINER, P.EVALUATOR, P.MODEL_CHANGE_CHECK},
+    # The candidate served by the REST server before the push.
+    P.SERVING_CHECK: {P.EXAMPLE_GEN, P.TRAINER, P.EVALUATOR,
+                      P.MODEL_CHANGE_CHECK},
+    P.PUSHER: {P.TRAINER, P.EVALUATOR, P.SERVING_CHECK, P.MODEL_CHANGE_CHECK},
     # Beside the Evaluator; nothing waits for it, so it never blocks a push.
     P.FEATURE_ATTRIBUTIONS: {P.EXAMPLE_GEN, P.TRAINER, P.MODEL_CHANGE_CHECK},
 }
@@ -169,11 +172,23 @@ def test_every_component_is_a_task_with_its_dependencies(spec_off, spec_on):
 def test_evaluator_and_pusher_run_only_for_a_new_model(spec_off):
   """The Cond on ModelChangeCheck compiles into a Vertex trigger policy."""
   tasks = _tasks(spec_off)
-  for name in (P.EVALUATOR, P.PUSHER, P.FEATURE_ATTRIBUTIONS):
+  for name in (P.EVALUATOR, P.SERVING_CHECK, P.PUSHER,
+               P.FEATURE_ATTRIBUTIONS):
     condition = tasks[name]['triggerPolicy']['condition']
     assert f"['_{P.MODEL_CHANGE_CHECK}.change']" in condition, condition
     assert "metadata['is_new'] == 1" in condition, condition
   assert 'triggerPolicy' not in tasks[P.TRAINER]
+
+
+def test_the_pusher_takes_the_serving_checks_infra_blessing(spec_off):
+  """TFX's Pusher refuses a model whose InfraBlessing is not blessed."""
+  pusher = _tasks(spec_off)[P.PUSHER]['inputs']['artifacts']
+  assert pusher['infra_blessing']['taskOutputArtifact'] == {
+      'producerTask': P.SERVING_CHECK, 'outputArtifactKey': 'blessing'}
+  check = _tasks(spec_off)[P.SERVING_CHECK]['inputs']['artifacts']
+  assert check['model_blessing']['taskOutputArtifact'] == {
+      'producerTask': P.EVALUATOR, 'outputArtifactKey': 'blessing'}
+  assert _parameter(spec_off, P.SERVING_CHECK, 'split') == 'test'
 
 
 def test_every_container_runs_the_requested_image(spec_off, spec_on):
@@ -224,6 +239,9 @@ def test_module_paths_resolve_from_the_installed_package(spec_off,
     # this project's code and must be in the package.
     if not executor.startswith('tfx.'):
       dotted.add(executor)
+  # ServingCheck runs `python -m serving` in its container: the server's
+  # code must be in the image's package too.
+  dotted.add('serving.server.main')
   eval_config = json.loads(_parameter(spec_off, P.EVALUATOR, 'eval_config'))
   for metric in eval_config['metrics_specs'][0]['metrics']:
     if metric.get('module'):
@@ -251,6 +269,7 @@ def test_module_paths_resolve_from_the_installed_package(spec_off,
   found = json.loads(result.stdout.strip().splitlines()[-1])
   assert set(found) == dotted
   assert 'pipeline.components.anomaly_gate.AnomalyGate_Executor' in found
+  assert 'pipeline.components.serving_check.ServingCheck_Executor' in found
   for path, module_file in found.items():
     assert module_file.startswith(str(image_package.package_dir)), (
         path, module_file)

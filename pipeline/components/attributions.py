@@ -56,10 +56,13 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from models import features
+from models import forest_ops
 from models import signatures
+from pipeline.facts import components as component_ids
 
-FEATURE_ATTRIBUTIONS = 'FeatureAttributions'
-OUTPUT_KEY = 'attributions'
+FEATURE_ATTRIBUTIONS = component_ids.FEATURE_ATTRIBUTIONS
+# The name of the component's output parameter below.
+OUTPUT_KEY = component_ids.ATTRIBUTIONS_KEY
 ATTRIBUTIONS_FILE = 'attributions.json'
 METHOD = 'permutation_importance'
 DEFAULT_MAX_ROWS = 2000
@@ -271,6 +274,7 @@ class ServedModel:
 
   def __init__(self, path: str, spec: features.DatasetSpec,
                batch_size: int = BATCH_SIZE):
+    forest_ops.register()  # A gradient-boosted trees model needs TF-DF's ops.
     loaded = tf.saved_model.load(path)
     self._loaded = loaded  # Keeps the functions' variables alive.
     self._serve = loaded.signatures['serving_default']

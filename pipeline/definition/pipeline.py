@@ -32,30 +32,37 @@ from pipeline.components import budgeted_tuner
 from pipeline.components import curated_schema
 from pipeline.components import drift_gate
 from pipeline.components import model_change
+from pipeline.components import serving_check
 from pipeline.definition import config as config_lib
 from pipeline.definition import evaluation
 from pipeline.definition import sources
+from pipeline.facts import components as component_ids
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.train.run_fn'
 TUNER_FN = 'models.tuning.tuner_fn'  # With --tune.
+# The Evaluator's UDF module: TFMA's model loader, with TF Decision Forests'
+# ops registered first (a gradient-boosted trees model needs them).
+EVALUATOR_MODULE = 'models.forest_ops'
 
-# Stable component ids; tests, the run summary and the runners refer to them.
-EXAMPLE_GEN = 'CsvExampleGen'
-STATISTICS_GEN = 'StatisticsGen'
-SCHEMA_GEN = 'SchemaGen'
-IMPORT_SCHEMA_GEN = 'ImportSchemaGen'
-EXAMPLE_VALIDATOR = 'ExampleValidator'
-ANOMALY_GATE = 'AnomalyGate'
-DRIFT_GATE = drift_gate.DRIFT_GATE
-TRANSFORM = 'Transform'
-TRAINER = 'Trainer'
-TUNER = 'Tuner'  # With --tune, before the Trainer.
-BASELINE_RESOLVER = 'LatestBlessedModelResolver'
-MODEL_CHANGE_CHECK = 'ModelChangeCheck'
-EVALUATOR = 'Evaluator'
-PUSHER = 'Pusher'
-FEATURE_ATTRIBUTIONS = attributions.FEATURE_ATTRIBUTIONS
+# Stable component ids (pipeline.facts.components); tests, the run summary
+# and the runners refer to them.
+EXAMPLE_GEN = component_ids.EXAMPLE_GEN
+STATISTICS_GEN = component_ids.STATISTICS_GEN
+SCHEMA_GEN = component_ids.SCHEMA_GEN
+IMPORT_SCHEMA_GEN = component_ids.IMPORT_SCHEMA_GEN
+EXAMPLE_VALIDATOR = component_ids.EXAMPLE_VALIDATOR
+ANOMALY_GATE = component_ids.ANOMALY_GATE
+DRIFT_GATE = component_ids.DRIFT_GATE
+TRANSFORM = component_ids.TRANSFORM
+TRAINER = component_ids.TRAINER
+TUNER = component_ids.TUNER  # With --tune, before the Trainer.
+BASELINE_RESOLVER = component_ids.BASELINE_RESOLVER
+MODEL_CHANGE_CHECK = component_ids.MODEL_CHANGE_CHECK
+EVALUATOR = component_ids.EVALUATOR
+SERVING_CHECK = component_ids.SERVING_CHECK
+PUSHER = component_ids.PUSHER
+FEATURE_ATTRIBUTIONS = component_ids.FEATURE_ATTRIBUTIONS
 # Components that run Beam jobs, and so accept per-component Beam args.
 BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)
 
@@ -207,11 +214,23 @@ def create_pipeline(
         model=trainer.outputs['model'],
         baseline_model=baseline_resolver.outputs['model'],
         eval_config=evaluation.eval_config(config.dataset, config.gate),
+        module_path=EVALUATOR_MODULE,
     ).with_id(EVALUATOR)
+
+    # The blessed candidate served by the REST server in a fresh process,
+    # answering test rows sent as JSON as serving_default does; its
+    # InfraBlessing is TFX's own way to stop the Pusher.
+    check = serving_check.ServingCheck(
+        model=trainer.outputs['model'],
+        examples=example_gen.outputs['examples'],
+        model_blessing=evaluator.outputs['blessing'],
+        split=evaluation.TEST_SPLIT,
+    ).with_id(SERVING_CHECK)
 
     pusher = tfx_components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],
+        infra_blessing=check.outputs[serving_check.OUTPUT_KEY],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir)),
@@ -229,7 +248,7 @@ def create_pipeline(
 
   components = [example_gen, statistics_gen, schema_gen, import_schema_gen,
                 example_validator, gate, transform, trainer,
-                baseline_resolver, change_check, evaluator, pusher,
+                baseline_resolver, change_check, evaluator, check, pusher,
                 feature_attributions]
   if tuner is not None:
     components.insert(components.index(trainer), tuner)

@@ -1,0 +1,351 @@
+"""Gradient-boosted trees on the Transform output: TF Decision Forests.
+
+The second model family (`model: gbt`, or `auto`, see
+`models/model_config.py`). It trains TF-DF's `GradientBoostedTreesModel`,
+a wrapper of the Yggdrasil Decision Forests (YDF) C++ library, on the same
+transformed features as the DNN (`train.model_inputs`):
+
+* dense floats (z-scored numbers, log-scaled amounts, missing-value flags,
+  sin/cos of cyclical columns) as NUMERICAL features. Trees split on
+  thresholds, so the monotone rescaling Transform applied changes nothing
+  for them, and a missing number (imputed with the mean) is told apart by
+  its `_missing` flag;
+* integer ids (vocabulary ids of categorical columns, quantile buckets) as
+  CATEGORICAL features: YDF splits them into sets of ids, which is what a
+  category means, and learns nothing from the ids' order.
+
+YDF reads the whole training split into memory once (a tabular dataset
+that Transform could write fits), holds out `validation_ratio` of it, and
+stops adding trees when the loss on those rows stops improving. The eval
+split is not used for that: it stays unseen, so that `--model auto` can
+compare the two families on it fairly (`models/model_choice.py`).
+
+The trained forest is wrapped in a Keras functional model with one input
+per feature, like the DNN, so everything downstream is shared: the export
+signatures (`models/signatures.py`, the Transform graph inside, raw
+serialized `tf.Example`s in), the eval-split predictions
+(`models/eval_split.py`) and the decision threshold. A process that loads
+the SavedModel must have TF-DF's ops registered (`models/forest_ops.py`).
+
+Training runs in C++ and releases Python's interpreter lock, so
+`Background` trains the trees in a thread while the caller trains the DNN.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+
+from absl import logging
+import tensorflow as tf
+from tensorflow.python.autograph.core import config as autograph_config
+import tensorflow_decision_forests as tfdf
+import tensorflow_transform as tft
+from tfx.components.trainer import fn_args_utils
+
+from models import data_input
+from models import features
+from models import model_config as config_lib
+
+# Rows per batch while YDF reads the training split: it reads the split
+# once, into memory, so larger batches only mean fewer TensorFlow steps.
+READ_BATCH = 8192
+# TensorBoard: the forest's training curves, beside the DNN's logs.
+TENSORBOARD_SUBDIR = 'gbt'
+# The Keras model's name, and so the prefix of its layers in the SavedModel.
+FOREST_NAME = 'gradient_boosted_trees'
+
+
+# TF-DF's graph-mode internals (input normalization, the inference op's
+# wrappers): AutoGraph need not rewrite them (`skip_autograph_of_forests`).
+_GRAPH_MODE_MODULES = ('tensorflow_decision_forests.tensorflow',
+                       'tensorflow_decision_forests.keras.core_inference')
+
+
+def skip_autograph_of_forests() -> None:
+  """AutoGraph leaves TF-DF's graph-mode internals as they are.
+
+  The first `fit` in a process otherwise rewrites the Python source of
+  every TF-DF function it reaches: about 9 s of CPU on an idle core, for a
+  forest that then trains in a fraction of a second. These modules are
+  written for graph mode (TF-DF runs them under TF1 too); TF-DF's Keras
+  model (`keras.core`), whose training loop iterates a dataset inside a
+  `tf.function`, is still converted. Measured: 8.9 s -> 5.3 s of CPU for
+  the first fit, the same predictions. Idempotent, like
+  `keras_choice.skip_autograph_of_keras`.
+  """
+  for module in _GRAPH_MODE_MODULES:
+    rules = autograph_config.CONVERSION_RULES
+    if not any(isinstance(rule, autograph_config.DoNotConvert) and
+               rule.matches(module) for rule in rules):
+      autograph_config.CONVERSION_RULES = (
+          autograph_config.DoNotConvert(module), *rules)
+
+
+def _task(task: str) -> Any:
+  if task == features.REGRESSION:
+    return tfdf.keras.Task.REGRESSION
+  return tfdf.keras.Task.CLASSIFICATION
+
+
+def feature_usages(dense: Sequence[str], categorical: Mapping[str, int]
+                   ) -> List[Any]:
+  """YDF's semantics of the transformed features (module docstring)."""
+  numerical = tfdf.keras.FeatureSemantic.NUMERICAL
+  categorical_semantic = tfdf.keras.FeatureSemantic.CATEGORICAL
+  return ([tfdf.keras.FeatureUsage(name, semantic=numerical)
+           for name in sorted(dense)] +
+          [tfdf.keras.FeatureUsage(name, semantic=categorical_semantic)
+           for name in sorted(categorical)])
+
+
+def build_forest(config: config_lib.GbtConfig, task: str,
+                 dense: Sequence[str], categorical: Mapping[str, int], *,
+                 seed: int, num_threads: Optional[int] = None,
+                 max_seconds: Optional[float] = None) -> Any:
+  """An untrained `GradientBoostedTreesModel` of the given settings.
+
+  Args:
+    config: The settings (`--tune` may have chosen them).
+    task: One of `features.TASKS`.
+    dense: Float features.
+    categorical: Integer-id features (their cardinalities are not needed:
+      YDF reads the ids it meets).
+    seed: YDF's random seed: the same data and seed give the same trees.
+    num_threads: YDF's training threads; None for one per core.
+    max_seconds: Stop growing trees after this long (the Tuner's deadline);
+      None for no limit.
+  """
+  if not dense and not categorical:
+    raise ValueError('The gradient-boosted trees need at least one input '
+                     'feature.')
+  skip_autograph_of_forests()
+  return tfdf.keras.GradientBoostedTreesModel(
+      task=_task(task),
+      features=feature_usages(dense, categorical),
+      exclude_non_specified_features=True,
+      num_trees=config.num_trees,
+      max_depth=config.max_depth,
+      shrinkage=config.shrinkage,
+      min_examples=config.min_examples,
+      subsample=config.subsample,
+      validation_ratio=config.validation_ratio,
+      hyperparameter_template=config.template or None,
+      maximum_training_duration_seconds=(
+          float(max_seconds) if max_seconds is not None else -1.0),
+      random_seed=seed,
+      num_threads=num_threads,
+      verbose=0,
+      name=FOREST_NAME)
+
+
+def _zero(tensor: tf.Tensor) -> tf.Tensor:
+  return tensor * tf.zeros_like(tensor)
+
+
+def training_dataset(files: List[str],
+                     data_accessor: fn_args_utils.DataAccessor,
+                     tf_transform_output: tft.TFTransformOutput,
+                     spec: features.DatasetSpec, inputs: Sequence[str],
+                     drop_all_features: bool = False) -> tf.data.Dataset:
+  """One pass over a transformed split: (model inputs, label) batches.
+
+  Only the model's inputs are kept. With `drop_all_features` they are all
+  zero, so the trees can learn nothing but the base rate (the gate's
+  self-test, as `ModelConfig.drop_all_features` does for the DNN).
+  """
+  label_key = spec.transformed_label_key
+  names = tuple(inputs)
+
+  def select(batch: Dict[str, tf.Tensor], label: tf.Tensor):
+    # [batch, 1], as the serving model's inputs are: TFXIO gives some
+    # features as [batch] and others as [batch, 1].
+    kept = {name: tf.reshape(batch[name], [-1, 1]) for name in names}
+    if drop_all_features:
+      kept = {name: _zero(value) for name, value in kept.items()}
+    return kept, tf.reshape(label, [-1])
+
+  dataset = data_input.input_fn(files, data_accessor, tf_transform_output,
+                                label_key, READ_BATCH, shuffle=False,
+                                num_epochs=1)
+  return dataset.map(select)
+
+
+class _PadScores(tf.keras.layers.Layer):
+  """Class probabilities with `width` columns, in the contract's order.
+
+  YDF learns the classes up to the highest one it meets in the training
+  rows. A class above it (possible for a rare last class) gets probability
+  0, so the scores keep the contract's width and order; and when only
+  classes 0 and 1 occur, YDF answers as a binary model, P(class 1) alone.
+  """
+
+  def __init__(self, width: int, **kwargs):
+    super().__init__(**kwargs)
+    self.width = width
+
+  def call(self, scores: tf.Tensor) -> tf.Tensor:
+    if scores.shape[-1] == 1:
+      scores = tf.concat([1.0 - scores, scores], axis=-1)
+    missing = self.width - tf.shape(scores)[1]
+    return tf.pad(scores, [[0, 0], [0, tf.maximum(missing, 0)]])
+
+  def get_config(self) -> Dict[str, Any]:
+    return {**super().get_config(), 'width': self.width}
+
+
+def serving_model(forest: Any, dense: Sequence[str],
+                  categorical: Mapping[str, int], spec: features.DatasetSpec,
+                  drop_all_features: bool = False) -> tf.keras.Model:
+  """The trained forest as a Keras model with one named input per feature.
+
+  The same interface as the DNN (`models/model.py`): inputs of shape
+  [batch, 1], float32 or int64, and P(positive) [batch, 1] (binary), class
+  probabilities [batch, classes] (multiclass) or the value [batch, 1]
+  (regression) out.
+  """
+  inputs: Dict[str, tf.keras.Input] = {}
+  for name in sorted(dense):
+    inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.float32)
+  for name in sorted(categorical):
+    inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.int64)
+  values = inputs
+  if drop_all_features:
+    values = {name: tf.keras.layers.Lambda(_zero, name=f'{name}_dropped')(x)
+              for name, x in inputs.items()}
+  output = forest(values)
+  if spec.task == features.MULTICLASS:
+    output = _PadScores(len(spec.classes), name='scores')(output)
+  return tf.keras.Model(inputs=inputs, outputs=output, name='gbt')
+
+
+def mean_model(models: Sequence[tf.keras.Model]) -> tf.keras.Model:
+  """A Keras model answering the mean of `models`' predictions.
+
+  For `--model auto` (models/model_choice.py): the DNN and the trees take
+  the same named inputs and answer the same output (P(positive), class
+  probabilities or the value), so their mean is one more model of the
+  same interface, exported with the same signatures.
+  """
+  inputs: Dict[str, tf.keras.Input] = {}
+  for model in models:
+    for name, tensor in zip(model.input_names, model.inputs, strict=True):
+      inputs.setdefault(name, tf.keras.Input(shape=(1,), name=name,
+                                             dtype=tensor.dtype))
+  outputs = [model({name: inputs[name] for name in model.input_names})
+             for model in models]
+  return tf.keras.Model(inputs=inputs, name='mean',
+                        outputs=tf.keras.layers.Average(name='mean')(outputs))
+
+
+@dataclasses.dataclass
+class Trained:
+  """A trained forest, ready to predict and export.
+
+  Attributes:
+    model: The Keras model of `serving_model`.
+    forest: The TF-DF model inside it.
+    info: For training_info.json: the settings, the trees grown, YDF's
+      validation loss, the wall time.
+  """
+  model: tf.keras.Model
+  forest: Any
+  info: Dict[str, Any]
+
+
+def forest_info(forest: Any) -> Dict[str, Any]:
+  """Trees grown and the loss on YDF's own validation rows."""
+  inspector = forest.make_inspector()
+  logs = inspector.training_logs()
+  loss = logs[-1].evaluation.loss if logs else None
+  return {'trees': int(inspector.num_trees()),
+          'validation_loss': (float(loss) if loss is not None else None)}
+
+
+def start(fn_args: fn_args_utils.FnArgs, spec: features.DatasetSpec,
+          config: config_lib.ModelConfig,
+          tf_transform_output: tft.TFTransformOutput, dense: Sequence[str],
+          categorical: Mapping[str, int], seed: int,
+          num_threads: Optional[int] = None) -> 'Background':
+  """Starts training the trees on the Trainer's train split, in a thread.
+
+  The caller may train the DNN meanwhile; `Background.result()` waits for
+  the trees. Keras objects are built in the calling thread only (here and
+  in `result`), so the DNN's layer names do not depend on which thread
+  got there first.
+
+  Args:
+    fn_args: The Trainer's arguments (train files, data accessor, where
+      TensorBoard logs go).
+    spec: The dataset.
+    config: The model settings: `gbt` and `drop_all_features` apply.
+    tf_transform_output: The Transform output the features come from.
+    dense: Float features (`train.model_inputs`).
+    categorical: Integer-id features (`train.model_inputs`).
+    seed: YDF's random seed.
+    num_threads: YDF's training threads; None for one per core.
+  """
+  inputs = sorted(dense) + sorted(categorical)
+  forest = build_forest(config.gbt, spec.task, dense, categorical, seed=seed,
+                        num_threads=num_threads)
+  forest.compile()
+  dataset = training_dataset(fn_args.train_files, fn_args.data_accessor,
+                             tf_transform_output, spec, inputs,
+                             config.drop_all_features)
+
+  def finish(forest: Any) -> Trained:
+    model = serving_model(forest, dense, categorical, spec,
+                          config.drop_all_features)
+    info = {'settings': dataclasses.asdict(config.gbt),
+            'threads': forest.num_threads, **forest_info(forest)}
+    if fn_args.model_run_dir:
+      # The forest's training curves, for TensorBoard beside the DNN's.
+      forest.make_inspector().export_to_tensorboard(
+          os.path.join(fn_args.model_run_dir, TENSORBOARD_SUBDIR))
+    return Trained(model=model, forest=forest, info=info)
+
+  return Background(forest, dataset, finish)
+
+
+class Background:
+  """Fits a forest in a thread; `result()` waits for it, then finishes.
+
+  YDF trains in C++ without Python's interpreter lock, and TF-DF reads the
+  training rows in one TensorFlow graph, so the trees grow on the cores
+  the DNN's training leaves idle. An error in the thread is raised by
+  `result()`.
+  """
+
+  def __init__(self, forest: Any, dataset: tf.data.Dataset,
+               finish: Callable[[Any], Trained]):
+    self._forest = forest
+    self._finish = finish
+    self._started = time.monotonic()
+    self._pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix='gbt')
+    self._future = self._pool.submit(self._fit, dataset)
+
+  def _fit(self, dataset: tf.data.Dataset) -> float:
+    self._forest.fit(dataset)
+    return time.monotonic() - self._started
+
+  def result(self) -> Trained:
+    try:
+      seconds = self._future.result()
+    finally:
+      self._pool.shutdown(wait=True)
+    trained = self._finish(self._forest)
+    trained.info['seconds'] = round(seconds, 3)
+    logging.info('Gradient-boosted trees: %d trees in %.1f s (%d threads), '
+                 'YDF validation loss %s', trained.info['trees'], seconds,
+                 trained.info['threads'], trained.info['validation_loss'])
+    return trained
