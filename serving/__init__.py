@@ -1,15 +1,24 @@
 """Serving the pushed model: a TF Serving-compatible REST server and its tools.
 
     python -m serving --output-dir OUT --port 8501      # the REST server
+    python -m serving.admin promote|rollback|share S    # its canary
     python -m serving.monitor --output-dir OUT           # skew and drift
     python -m serving.batch --output-dir OUT --data-root DIR --out FILE
 
-* `app.py`: the FastAPI app (TF Serving's REST API, /metrics).
+* `app.py`: the FastAPI app (TF Serving's REST API, feedback, the admin
+  endpoints, /metrics); `tf_serving.py`: TF Serving's request and answer
+  formats.
 * `model_store.py`: pushed versions, loading one, the watcher that swaps in
-  a new push without a restart.
+  a new push without a restart, or loads it as the canary;
+  `routing.py`: the stable and canary labels and the traffic split;
+  `admin.py`: promote, roll back, set the share.
 * `instances.py`: JSON rows checked against the model's serving contract
   (models/serving_contract.py) and encoded as tf.Examples.
-* `metrics.py`: the Prometheus metrics. `request_log.py`: the opt-in
+* `feedback.py`: labels for earlier predictions and live quality per
+  version; `evaluated.py`: the quality the Evaluator measured for a
+  pushed version, from ML Metadata.
+* `metrics.py`: the Prometheus metrics; `monitoring/`: a scrape config,
+  alert rules and a Grafana dashboard. `request_log.py`: the opt-in
   request log (JSON lines under OUT/request_logs/).
 * `monitor.py`: logged requests against the training statistics (skew)
   and the previous window (drift), with TFDV; an HTML report.

@@ -13,8 +13,12 @@ against the served version's contract as the REST server does, scores it
 with `serving_default`, and writes the row's key columns plus the
 predictions, as CSV or Parquet (from --out's extension), batch by batch:
 
-* binary and multiclass: `predicted_class`, then `score_<class>` per
-  class; binary also `probability`, P(positive class);
+* binary and multiclass: `predicted_class` (the highest score's class),
+  then `score_<class>` per class; binary also `probability`, P(positive
+  class), and `decision`: the positive class when `probability` is at
+  least the model's decision threshold (its serving contract's
+  `decision_threshold`, chosen on the eval split; 0.5 for a model without
+  one), else the negative class;
 * regression: `prediction`.
 
 The key columns are all the input's columns but the label, or
@@ -42,11 +46,16 @@ import warnings
 
 from models import features
 from models import keras_choice
+from pipeline.facts import commands
+from pipeline.facts import files
 
 BAD_INPUT_EXIT = 3
 CSV = 'csv'
 PARQUET = 'parquet'
 _OUTPUT_FORMATS = {'.csv': CSV, '.parquet': PARQUET, '.pq': PARQUET}
+DECISION = 'decision'
+# Prediction columns that hold class names; the others are numbers.
+TEXT_COLUMNS = ('predicted_class', DECISION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +110,7 @@ def prediction_columns(contract: Any) -> List[str]:
     return ['prediction']
   columns = ['predicted_class'] + [f'score_{c}' for c in contract.classes]
   if contract.task == features.BINARY:
-    columns.append('probability')
+    columns += ['probability', DECISION]
   return columns
 
 
@@ -116,7 +125,11 @@ def prediction_values(contract: Any, outputs: Dict[str, Any]
   for i, klass in enumerate(contract.classes):
     values[f'score_{klass}'] = scores[:, i].tolist()
   if contract.task == features.BINARY:
-    values['probability'] = outputs['probability'].reshape(-1).tolist()
+    probability = outputs['probability'].reshape(-1)
+    values['probability'] = probability.tolist()
+    negative, positive = contract.classes
+    values[DECISION] = [positive if p >= contract.threshold() else negative
+                        for p in probability]
   return values
 
 
@@ -199,7 +212,7 @@ def score(config: BatchConfig, model: Optional[Any] = None) -> int:
               'leave them out with --key-columns.')
         types = _key_types(batch, keys, contract)
         schema = pa.schema([(k, types[k]) for k in keys] +
-                           [(c, pa.string() if c == 'predicted_class' else
+                           [(c, pa.string() if c in TEXT_COLUMNS else
                              pa.float64()) for c in outputs])
         writer = (pa_csv.CSVWriter(temporary, schema)
                   if config.output_format == CSV else
@@ -259,7 +272,7 @@ def _servable(config: BatchConfig) -> Tuple[int, str, Any]:
   from models import serving_contract
   from serving import model_store
   # pylint: enable=g-import-not-at-top
-  folder = os.path.join(config.output_dir, 'serving_model')
+  folder = os.path.join(config.output_dir, files.SERVING_MODEL_DIR)
   found = model_store.versions(folder)
   if config.model_version is not None:
     found = [(v, p) for v, p in found if v == config.model_version]
@@ -290,7 +303,8 @@ def _load(path: str, version: int) -> Any:
 def parse_flags(argv: Optional[Sequence[str]] = None) -> BatchConfig:
   from pipeline.definition import input_formats  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
-      prog='python -m serving.batch', description=__doc__.splitlines()[0],
+      prog=commands.prog('python -m serving.batch'),
+      description=__doc__.splitlines()[0],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog='\n'.join(__doc__.splitlines()[1:]))
   parser.add_argument('--output-dir', required=True,

@@ -1,14 +1,15 @@
 """Request rows checked against the serving contract, then encoded.
 
 A predict request carries raw rows as JSON (`{"instances": [{feature:
-value, ...}, ...]}`, or TF Serving's columnar `{"inputs": {feature: [...]}}`).
-Each row is checked against the model's contract
+value, ...}, ...]}`, or TF Serving's columnar `{"inputs": {feature: [...]}}`;
+serving/tf_serving.py reads those forms). Each row is checked against the model's contract
 (models/serving_contract.py) before anything is scored, so a bad request
 gets one message naming the row, the feature and the problem, instead of a
 TensorFlow error or, worse, a silent default:
 
-* a required feature that is absent or null is refused; an optional one
-  may be left out and gets the model's documented default;
+* a required feature (the dataset config's `required:`) that is absent,
+  null or an empty string is refused; an optional one may be left out (or
+  sent as null or "") and is treated as a gap in training is;
 * a value must be one JSON scalar of the feature's type: a number for
   `float`, a whole number for `int`, a string for `string`; lists, objects,
   booleans, NaN and infinities are refused;
@@ -57,6 +58,8 @@ BAD_VALUE = 'bad_value'
 UNKNOWN_SIGNATURE = 'unknown_signature'
 UNKNOWN_MODEL = 'unknown_model'
 MODEL_ERROR = 'model_error'
+TOO_DEEP = 'too_deep'
+UNKNOWN_LABEL = 'unknown_label'
 
 Row = Dict[str, Any]
 
@@ -83,17 +86,15 @@ class Rows:
     values: One dict per row: feature -> typed value, absent when missing.
     missing: Feature -> rows without a value.
     unseen: Feature -> rows whose category training did not see.
-    columnar: The request used TF Serving's columnar `inputs` form.
   """
   values: List[Row]
   missing: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)
   unseen: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)
-  columnar: bool = False
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
   """How a message names a JSON value's type."""
   if isinstance(value, bool):
     return 'a boolean'
@@ -105,12 +106,92 @@ def _kind(value: Any) -> str:
     return 'a list'
   if isinstance(value, dict):
     return 'an object'
+  if value is None:
+    return 'null'
   return type(value).__name__
 
 
-def _shown(value: Any) -> str:
-  text = json.dumps(value) if not isinstance(value, float) else repr(value)
-  return text if len(text) <= 60 else text[:57] + '...'
+_SHOWN_CHARS = 60
+
+
+def shown_text(text: str) -> str:
+  """A name or message from a request, quoted and cut to 60 characters."""
+  quoted = json.dumps(text[:_SHOWN_CHARS + 1])
+  return quoted if len(quoted) <= _SHOWN_CHARS else (
+      quoted[:_SHOWN_CHARS - 4] + '..."')
+
+
+def shown(value: Any) -> str:
+  """A JSON value as a message shows it: at most 60 characters.
+
+  Written without recursion, and stopping once 60 characters are out, so
+  that neither a value nested thousands deep nor a huge one costs more than
+  those characters.
+  """
+  out: List[str] = []
+  size = 0
+  stack: List[Any] = [value]
+  while stack and size <= _SHOWN_CHARS:
+    item = stack.pop()
+    if isinstance(item, _Raw):
+      text = item.text
+    elif isinstance(item, list):
+      text = '['
+      stack.append(_Raw(']'))
+      # Only the first items can be shown; pushed last, popped first.
+      for i in reversed(range(min(len(item), _SHOWN_CHARS))):
+        stack.append(item[i])
+        if i:
+          stack.append(_Raw(', '))
+    elif isinstance(item, dict):
+      text = '{'
+      stack.append(_Raw('}'))
+      entries = []
+      for entry in item.items():
+        if len(entries) == _SHOWN_CHARS:
+          break
+        entries.append(entry)
+      for i in reversed(range(len(entries))):
+        key, entry = entries[i]
+        stack.append(entry)
+        stack.append(_Raw(shown_text(str(key)) + ': '))
+        if i:
+          stack.append(_Raw(', '))
+    elif isinstance(item, float):
+      text = repr(item)
+    elif isinstance(item, str):
+      text = shown_text(item)
+    else:
+      text = json.dumps(item) if isinstance(item, (bool, int)) or (
+          item is None) else type(item).__name__
+    out.append(text)
+    size += len(text)
+  text = ''.join(out)
+  if stack or len(text) > _SHOWN_CHARS:
+    return text[:_SHOWN_CHARS - 3] + '...'
+  return text
+
+
+@dataclasses.dataclass(frozen=True)
+class _Raw:
+  """Text `shown` writes as it is (brackets, separators)."""
+  text: str
+
+
+def quoted(name: str) -> str:
+  """A feature name from a request, as a message quotes it (cut short)."""
+  return repr(name) if len(name) <= _SHOWN_CHARS else (
+      repr(name[:_SHOWN_CHARS]) + '...')
+
+
+def _is_unicode(text: str) -> bool:
+  """False for a string with a lone surrogate, which JSON's \\ud800 can
+  carry but UTF-8 cannot encode."""
+  try:
+    text.encode('utf-8')
+  except UnicodeEncodeError:
+    return False
+  return True
 
 
 _EXPECTED = {serving_contract.FLOAT: 'a number',
@@ -127,22 +208,26 @@ def typed_value(feature: serving_contract.Feature, value: Any,
     value: A JSON value, not None.
     where: How the message names the row ('instance 3').
   """
-  prefix = f'{where}, feature {feature.name!r} ({feature.dtype})'
+  prefix = f'{where}, feature {quoted(feature.name)} ({feature.dtype})'
   if isinstance(value, (list, dict, tuple)):
     raise RequestError(
-        f'{prefix}: expected one value (a scalar), got {_kind(value)} '
-        f'{_shown(value)}; send {_EXPECTED[feature.dtype]}, e.g. '
+        f'{prefix}: expected one value (a scalar), got {kind(value)} '
+        f'{shown(value)}; send {_EXPECTED[feature.dtype]}, e.g. '
         f'"{feature.name}": {_example(feature)}.', WRONG_SHAPE)
   if feature.dtype == serving_contract.STRING:
     if isinstance(value, str):
+      if not _is_unicode(value):
+        raise RequestError(
+            f'{prefix}: {shown(value)} is not valid Unicode (a lone '
+            'surrogate, such as "\\ud800"); send UTF-8 text.', BAD_VALUE)
       return value
     raise RequestError(
-        f'{prefix}: expected a string, got {_kind(value)} {_shown(value)}; '
+        f'{prefix}: expected a string, got {kind(value)} {shown(value)}; '
         'quote the value.', WRONG_TYPE)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise RequestError(
         f'{prefix}: expected {_EXPECTED[feature.dtype]}, got '
-        f'{_kind(value)} {_shown(value)}.', WRONG_TYPE)
+        f'{kind(value)} {shown(value)}.', WRONG_TYPE)
   if isinstance(value, float) and not math.isfinite(value):
     raise RequestError(f'{prefix}: {value!r} is not a finite number.',
                        BAD_VALUE)
@@ -196,7 +281,7 @@ class Checker:
     """
     if not isinstance(instance, dict):
       raise RequestError(
-          f'{where} is {_kind(instance)}, not an object; send each row as '
+          f'{where} is {kind(instance)}, not an object; send each row as '
           '{"feature": value, ...}, the raw columns without the label.',
           BAD_INSTANCE)
     if strict:
@@ -205,17 +290,20 @@ class Checker:
           continue
         if name == self.contract.label:
           raise RequestError(
-              f'{where}: {name!r} is the label, which the model predicts; '
-              'leave it out of the request.', LABEL_SENT)
+              f'{where}: {quoted(name)} is the label, which the model '
+              'predicts; leave it out of the request.', LABEL_SENT)
         raise RequestError(
-            f'{where}: unknown feature {name!r}; model '
+            f'{where}: unknown feature {quoted(name)}; model '
             f'{self.contract.dataset!r} takes '
             f'{", ".join(sorted(self._features))}.', UNKNOWN_FEATURE)
     row: Row = {}
     missing, unseen = [], []
     for name, feature in self._features.items():
       value = instance.get(name)
-      if value is None:
+      # An empty string is an empty cell, which training reads as missing
+      # (CsvExampleGen, models/preprocessing.py): so it is one here too.
+      if value is None or (value == '' and
+                           feature.dtype == serving_contract.STRING):
         if feature.required:
           raise RequestError(
               f'{where}: missing required feature {name!r} '
@@ -241,77 +329,6 @@ class Checker:
       rows.missing.update(missing)
       rows.unseen.update(unseen)
     return rows
-
-  def check_request(self, body: bytes) -> Rows:
-    """Parses and checks a predict request's body.
-
-    Raises:
-      RequestError: Not JSON, not a predict request, or a bad row.
-    """
-    try:
-      request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-      raise RequestError(
-          f'the request body is not JSON ({e}); send '
-          '{"instances": [{"feature": value, ...}]}.', NOT_JSON) from None
-    if not isinstance(request, dict):
-      raise RequestError(
-          f'the request body is {_kind(request)}, not an object; send '
-          '{"instances": [{"feature": value, ...}]}.', BAD_BODY)
-    signature = request.get('signature_name', self.contract.signature)
-    if signature != self.contract.signature:
-      raise RequestError(
-          f'unknown signature_name {signature!r}; this model serves '
-          f'{self.contract.signature!r} (or leave signature_name out).',
-          UNKNOWN_SIGNATURE)
-    has_instances, has_inputs = 'instances' in request, 'inputs' in request
-    if has_instances == has_inputs:
-      raise RequestError(
-          'a predict request has exactly one of "instances" (a list of '
-          'rows) or "inputs" (columns); got '
-          + ('both.' if has_instances else
-             f'keys {sorted(request)}.'), BAD_BODY)
-    if has_inputs:
-      instances = _rows_of_columns(request['inputs'])
-    else:
-      instances = request['instances']
-      if not isinstance(instances, list):
-        raise RequestError(
-            f'"instances" is {_kind(instances)}; send a list of rows, '
-            '[{"feature": value, ...}, ...].', WRONG_SHAPE)
-    if not instances:
-      raise RequestError('no rows to score: "instances" is empty; send at '
-                         'least one row.', EMPTY)
-    if len(instances) > MAX_ROWS:
-      raise RequestError(
-          f'{len(instances)} rows in one request; send at most {MAX_ROWS} '
-          'per request.', TOO_MANY_ROWS)
-    rows = self.check_rows(instances)
-    rows.columnar = has_inputs
-    return rows
-
-
-def _rows_of_columns(inputs: Any) -> List[Row]:
-  """TF Serving's columnar form, {feature: [value per row]}, as rows."""
-  if not isinstance(inputs, dict):
-    raise RequestError(
-        f'"inputs" is {_kind(inputs)}; send an object of feature: [one '
-        'value per row].', WRONG_SHAPE)
-  lengths = {}
-  for name, column in inputs.items():
-    if not isinstance(column, list):
-      raise RequestError(
-          f'inputs[{name!r}] is {_kind(column)}; in the columnar form each '
-          'feature holds a list, one value per row.', WRONG_SHAPE)
-    lengths[name] = len(column)
-  if len(set(lengths.values())) > 1:
-    raise RequestError(
-        'the columns of "inputs" differ in length '
-        f'({", ".join(f"{k}: {v}" for k, v in sorted(lengths.items()))}); '
-        'each needs one value per row.', WRONG_SHAPE)
-  count = next(iter(lengths.values()), 0)
-  return [{name: column[i] for name, column in inputs.items()}
-          for i in range(count)]
 
 
 def encode(rows: Sequence[Mapping[str, Any]],

@@ -12,8 +12,15 @@ Each app gets its own registry (no global state), holding:
 | `serving_prediction_value` | model, version, output | histogram of the predicted values (regression) |
 | `serving_feature_missing_total` | model, feature | scored rows without a value for the feature |
 | `serving_feature_unseen_category_total` | model, feature | scored rows whose category is not in the training vocabulary |
-| `serving_model_version` | model | the version being served |
+| `serving_model_version` | model, label | the version holding the label (`stable`, `canary`) |
+| `serving_version_info` | model, version, label | 1 for each served version, with its label (for joins) |
+| `serving_canary_share` | model | the canary's share of unaddressed requests |
+| `serving_label_changes_total` | model, action | admin actions: `promote`, `rollback`, `canary_share` |
 | `serving_model_loads_total` | model, outcome | versions loaded or refused |
+| `serving_feedback_total` | model, version, outcome | labels received: `matched` to a prediction, or `unmatched` |
+| `serving_live_quality` | model, version, metric | `accuracy`, `auc` or `rmse` over the version's last labelled predictions |
+| `serving_live_labels` | model, version | labelled predictions in that window |
+| `serving_evaluated_quality` | model, version, metric | the same metrics as the Evaluator measured them for the pushed version (ML Metadata) |
 
 plus the process's CPU and memory (`process_*`).
 """
@@ -21,7 +28,11 @@ plus the process's CPU and memory (`process_*`).
 from __future__ import annotations
 
 import collections
+from typing import Any
 from typing import Dict
+from typing import Mapping
+from typing import Sequence
+from typing import Set
 from typing import Tuple
 
 import numpy as np
@@ -80,11 +91,36 @@ class ServingMetrics:
         'not in the training vocabulary of the feature.',
         ['model', 'feature'], registry=registry)
     self.model_version = prometheus_client.Gauge(
-        'serving_model_version', 'The version being served.', ['model'],
-        registry=registry)
+        'serving_model_version', 'The version holding the label.',
+        ['model', 'label'], registry=registry)
+    self.version_info = prometheus_client.Gauge(
+        'serving_version_info', '1 for each served version, with its label.',
+        ['model', 'version', 'label'], registry=registry)
+    self.canary_share = prometheus_client.Gauge(
+        'serving_canary_share', "The canary's share of unaddressed requests.",
+        ['model'], registry=registry)
+    self.label_changes = prometheus_client.Counter(
+        'serving_label_changes', 'Admin actions: promote, rollback, '
+        'canary_share.', ['model', 'action'], registry=registry)
     self.loads = prometheus_client.Counter(
         'serving_model_loads', 'Versions loaded or refused.',
         ['model', 'outcome'], registry=registry)
+    self.feedback = prometheus_client.Counter(
+        'serving_feedback', 'Labels received for earlier predictions.',
+        ['model', 'version', 'outcome'], registry=registry)
+    self.live_quality = prometheus_client.Gauge(
+        'serving_live_quality', 'Quality over the version\'s last labelled '
+        'predictions.', ['model', 'version', 'metric'], registry=registry)
+    self.live_labels = prometheus_client.Gauge(
+        'serving_live_labels', 'Labelled predictions in the live quality '
+        'window.', ['model', 'version'], registry=registry)
+    self.evaluated_quality = prometheus_client.Gauge(
+        'serving_evaluated_quality', 'The quality the Evaluator measured for '
+        'the pushed version.', ['model', 'version', 'metric'],
+        registry=registry)
+    self._info: Dict[str, str] = {}  # version -> label, as exported.
+    self._evaluated: Dict[str, Dict[str, float]] = {}
+    self._live_versions: Set[str] = set()
 
   def request(self, version: str, endpoint: str, code: int, seconds: float,
               problem: str = '') -> None:
@@ -115,9 +151,72 @@ class ServingMetrics:
       for value in values:
         histogram.observe(float(value))
 
-  def loaded(self, version: int) -> None:
-    self.model_version.labels(self.model_name).set(version)
+  def loaded(self, version: int, endpoints: Sequence[str]) -> None:
+    """A version was loaded: its request counters start at 0.
+
+    Without the 0, a counter's first sample would already hold the first
+    errors, and Prometheus' rate() would not see them as an increase.
+    """
     self.loads.labels(self.model_name, 'loaded').inc()
+    for endpoint in endpoints:
+      for code in ('200', '400'):
+        self.requests.labels(self.model_name, str(version), endpoint, code)
+
+  def labels(self, labels: Mapping[str, Any], share: float) -> None:
+    """The versions now holding `stable` and `canary`."""
+    name = self.model_name
+    self.canary_share.labels(name).set(share)
+    current = {str(model.version): label for label, model in labels.items()}
+    for label in ('stable', 'canary'):
+      if label in labels:
+        self.model_version.labels(name, label).set(labels[label].version)
+      else:
+        self._remove(self.model_version, name, label)
+    for version, label in self._info.items():
+      if current.get(version) != label:
+        self._remove(self.version_info, name, version, label)
+    for version, label in current.items():
+      self.version_info.labels(name, version, label).set(1)
+      for metric, value in self._evaluated.get(version, {}).items():
+        self.evaluated_quality.labels(name, version, metric).set(value)
+    # Unloaded versions: their quality gauges would go stale. (Labels may
+    # still come for their predictions; their gauges are removed again.)
+    gone = (set(self._info) | self._live_versions) - set(current)
+    self._info = current
+    self._live_versions &= set(current)
+    for version in gone:
+      for gauge in (self.live_quality, self.evaluated_quality):
+        for metric in ('accuracy', 'auc', 'rmse'):
+          self._remove(gauge, name, version, metric)
+      self._remove(self.live_labels, name, version)
+
+  def label_change(self, action: str) -> None:
+    self.label_changes.labels(self.model_name, action).inc()
+
+  @staticmethod
+  def _remove(metric: Any, *values: str) -> None:
+    try:
+      metric.remove(*values)
+    except KeyError:
+      pass  # Never set.
+
+  def feedback_received(self, version: str, outcome: str,
+                        count: int) -> None:
+    self.feedback.labels(self.model_name, version, outcome).inc(count)
+
+  def live(self, version: int, values: Mapping[str, float],
+           labels: int) -> None:
+    """A version's live quality over its window of `labels` labels."""
+    self._live_versions.add(str(version))
+    for metric, value in values.items():
+      self.live_quality.labels(self.model_name, str(version), metric).set(
+          value)
+    self.live_labels.labels(self.model_name, str(version)).set(labels)
+
+  def evaluated(self, version: int, values: Mapping[str, float]) -> None:
+    """What the Evaluator measured for a version; exported while it is
+    served (from another thread: one dict assignment)."""
+    self._evaluated[str(version)] = dict(values)
 
   def refused(self) -> None:
     self.loads.labels(self.model_name, 'refused').inc()

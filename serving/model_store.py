@@ -1,10 +1,11 @@
-"""Pushed model versions: finding, loading, and swapping in a new push.
+"""Pushed model versions: finding, loading, labelling, swapping in a push.
 
 The Pusher copies each blessed model into `OUT/serving_model/<version>/`,
 with an integer version that grows with every push. The server serves the
-highest version it can load; a version is servable when its folder holds a
-SavedModel with `serving_default` and the serving contract
-(models/serving_contract.py) agrees with that signature.
+highest version it can load (label `stable`), and in canary mode a newer
+push beside it (label `canary`, serving/routing.py); a version is
+servable when its folder holds a SavedModel with `serving_default` and the
+serving contract (models/serving_contract.py) agrees with that signature.
 
 `ModelWatcher` polls the folder. A new version is loaded only once its
 folder has stopped changing between two polls (the Pusher copies file by
@@ -20,7 +21,10 @@ change.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import os
+import tempfile
 import threading
 from typing import Any
 from typing import Callable
@@ -32,7 +36,10 @@ from typing import Tuple
 from absl import logging
 import numpy as np
 
+from models import forest_ops
 from models import serving_contract
+from serving import routing
+from serving import tf_serving
 
 SAVED_MODEL_FILE = 'saved_model.pb'
 # Folder listing: (relative path, size, modification time in ns) per file.
@@ -90,6 +97,8 @@ class LoadedModel:
     signature: `serving_default`, a concrete function.
     signature_info: Inputs and outputs: name -> (dtype name, shape list).
     saved_model: The loaded object; holds the variables the signature uses.
+    signature_defs: Every SignatureDef of the SavedModel, as TF Serving's
+      metadata API prints them (serving/tf_serving.py).
   """
   name: str
   version: int
@@ -98,6 +107,15 @@ class LoadedModel:
   signature: Callable[..., Dict[str, Any]]
   signature_info: Dict[str, Dict[str, Tuple[str, List[Optional[int]]]]]
   saved_model: Any
+  signature_defs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def decision_threshold(self) -> float:
+    """P(positive) from which a binary model answers the positive class:
+    the contract's `decision_threshold` (chosen by the Trainer), 0.5 for a
+    model pushed before contracts carried one."""
+    threshold = getattr(self.contract, 'decision_threshold', None)
+    return 0.5 if threshold is None else float(threshold)
 
   def predict(self, serialized: List[bytes]) -> Dict[str, np.ndarray]:
     """Scores serialized tf.Examples; output name -> [rows, ...] array."""
@@ -105,6 +123,30 @@ class LoadedModel:
     outputs = self.signature(**{
         self.contract.input: tf.constant(serialized, dtype=tf.string)})
     return {name: value.numpy() for name, value in outputs.items()}
+
+  def signature_input(self, name: str) -> str:
+    """The one input of signature `name`; LookupError when it has another
+    kind of input (this server feeds signatures serialized tf.Examples)."""
+    function = self.saved_model.signatures[name]
+    _, inputs = function.structured_input_signature
+    if len(inputs) != 1:
+      raise LookupError(f'signature {name!r} takes {len(inputs)} inputs; '
+                        'this server runs signatures of one input.')
+    (key, spec), = inputs.items()
+    if spec.dtype.name != 'string':
+      raise LookupError(f'signature {name!r} takes {spec.dtype.name} input '
+                        f'{key!r}; this server feeds serialized tf.Examples '
+                        '(strings).')
+    return key
+
+  def run_signature(self, name: str, serialized: List[bytes]
+                    ) -> Dict[str, np.ndarray]:
+    """Runs signature `name` (not batched with other requests)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    function = self.saved_model.signatures[name]
+    outputs = function(**{self.signature_input(name): tf.constant(
+        serialized, dtype=tf.string)})
+    return {key: value.numpy() for key, value in outputs.items()}
 
 
 def _tensor_info(spec: Any) -> Tuple[str, List[Optional[int]]]:
@@ -126,6 +168,9 @@ def load(path: str, version: int) -> LoadedModel:
     raise serving_contract.ContractError(
         f'{path} has no {SAVED_MODEL_FILE}; it is not a SavedModel.')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # A gradient-boosted trees model needs TF Decision Forests' ops; without
+  # TF-DF installed this does nothing, and DNN models load as before.
+  forest_ops.register()
   try:
     saved_model = tf.saved_model.load(path)
   except (tf.errors.OpError, OSError, ValueError) as e:
@@ -151,13 +196,15 @@ def load(path: str, version: int) -> LoadedModel:
   # so the first request after a swap is not the slow one.
   model = LoadedModel(name=contract.dataset, version=version, path=path,
                       contract=contract, signature=signature,
-                      signature_info=info, saved_model=saved_model)
+                      signature_info=info, saved_model=saved_model,
+                      signature_defs=tf_serving.signature_defs(path))
   try:
     model.predict([])
   except tf.errors.OpError as e:
     raise LoadError(f'{path}: {contract.signature!r} fails on an empty '
                     f'batch: {e.message}') from None
   return model
+
 
 
 @dataclasses.dataclass
@@ -167,33 +214,62 @@ class Refusal:
   fingerprint: Fingerprint
 
 
+# TF Serving's version states (GetModelStatusResponse).
+AVAILABLE = 'AVAILABLE'
+LOADING = 'LOADING'
+END = 'END'
+STATE_FORMAT_VERSION = 1
+
+
 class ModelWatcher:
-  """Serves the newest loadable version and swaps in newer ones.
+  """Serves the pushed versions: `stable`, optionally a `canary`.
+
+  Without canary mode a newer push replaces the served version (TF
+  Serving's latest-version policy). In canary mode (`canary=True`) a newer
+  push becomes the canary, beside stable, until `promote` or `rollback`;
+  a still newer push replaces the canary. A rolled back version is
+  retired: never loaded again, also after a restart, because the labels
+  and the retired versions are kept in `state_path` (JSON), which a
+  restart in canary mode reads back.
 
   Args:
     serving_model_dir: `OUT/serving_model`.
     poll_seconds: How often to look for a new version.
-    on_load: Called with (model, None) after a swap, or (None, refusal
-      text) when a version is refused; for metrics and logs.
+    on_load: Called with (model, None) after a version is loaded, or (None,
+      refusal text) when one is refused; for metrics and logs.
+    canary: New pushes become the canary.
+    canary_share: The canary's share of unaddressed requests.
+    state_path: Where the labels are kept; None: nowhere.
+    on_labels: Called after any label change (load, promote, rollback).
   """
 
   def __init__(self, serving_model_dir: str, poll_seconds: float,
                on_load: Optional[Callable[[Optional[LoadedModel],
-                                           Optional[str]], None]] = None):
+                                           Optional[str]], None]] = None,
+               canary: bool = False, canary_share: float = 0.0,
+               state_path: Optional[str] = None,
+               on_labels: Optional[Callable[[], None]] = None):
     self.serving_model_dir = serving_model_dir
     self.poll_seconds = poll_seconds
+    self.canary = canary
+    self.state_path = state_path
+    self.router = routing.Router(canary_share)
     self._on_load = on_load or (lambda model, refusal: None)
-    self._current: Optional[LoadedModel] = None
+    self._on_labels = on_labels or (lambda: None)
     self._refused: Dict[int, Refusal] = {}
+    self._retired: Dict[int, str] = {}
+    self._unloaded: Dict[int, str] = {}
     self._seen: Dict[int, Fingerprint] = {}
     self.loading: Optional[int] = None
+    # Label changes come from the poll thread and from admin requests.
+    self._change = threading.RLock()
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
 
   @property
   def current(self) -> LoadedModel:
-    """The model new requests get; read it once per request."""
-    model = self._current
+    """The stable model; read it once per request."""
+    model = self.router.get(routing.STABLE)
     if model is None:
       raise NoServableModel('no model loaded yet; call load_newest() first.')
     return model
@@ -202,6 +278,29 @@ class ModelWatcher:
   def refused(self) -> Dict[int, str]:
     """Version -> why it is not served."""
     return {v: r.reason for v, r in sorted(self._refused.items())}
+
+  @property
+  def retired(self) -> Dict[int, str]:
+    """Rolled back version -> when and why; never loaded again."""
+    return dict(sorted(self._retired.items()))
+
+  def status(self) -> List[Tuple[int, str, str, str]]:
+    """(version, state, error code, message) of every version this server
+    has loaded, refused, retired or is loading; newest first, as TF
+    Serving lists them."""
+    entries: Dict[int, Tuple[str, str, str]] = {}
+    for version in self._unloaded:
+      entries[version] = (END, 'OK', '')
+    for version, reason in self._retired.items():
+      entries[version] = (END, 'CANCELLED', reason)
+    for version, refusal in self._refused.items():
+      entries[version] = (END, 'FAILED_PRECONDITION', refusal.reason)
+    for model in self.router.labels().values():
+      entries[model.version] = (AVAILABLE, 'OK', '')
+    loading = self.loading
+    if loading is not None:
+      entries[loading] = (LOADING, 'OK', '')
+    return [(v, *entries[v]) for v in sorted(entries, reverse=True)]
 
   def _try_load(self, version: int, path: str, files: Fingerprint
                 ) -> Optional[LoadedModel]:
@@ -224,48 +323,77 @@ class ModelWatcher:
       self._on_load(None, reason)
       return None
     self._refused.pop(version, None)
+    self._unloaded.pop(version, None)
+    self._on_load(model, None)
     return model
 
+  def _load_first(self, candidates: List[Tuple[int, str]]
+                  ) -> Optional[LoadedModel]:
+    for version, path in candidates:
+      model = self._try_load(version, path, fingerprint(path))
+      if model is not None:
+        return model
+    return None
+
   def load_newest(self) -> LoadedModel:
-    """At start: loads the newest version that can be served.
+    """At start: loads stable (and in canary mode the canary) and returns
+    stable: the newest servable version, or in canary mode the labels kept
+    in `state_path` while they can be loaded.
 
     Raises:
       NoServableModel: None can; the message gives each version's reason.
     """
-    found = versions(self.serving_model_dir)
+    state = self._read_state()
+    self._retired = {int(v): str(r)
+                     for v, r in state.get('retired', {}).items()}
+    found = [(v, p) for v, p in versions(self.serving_model_dir)
+             if v not in self._retired]
     if not found:
+      retired = (f' (versions {sorted(self._retired)} were rolled back; '
+                 f'see {self.state_path})' if self._retired else '')
       raise NoServableModel(
-          f'no pushed model under {self.serving_model_dir}: run the '
+          f'no pushed model under {self.serving_model_dir}{retired}: run the '
           'pipeline until a model is blessed and pushed (make run), or '
           'pass the --output-dir of such a run.')
-    for version, path in reversed(found):
-      model = self._try_load(version, path, fingerprint(path))
-      if model is not None:
-        self._swap(model)
-        return model
-    reasons = '; '.join(f'version {v}: {r}' for v, r in self.refused.items())
-    raise NoServableModel(
-        f'no servable model under {self.serving_model_dir}: {reasons}')
+    paths = dict(found)
+    newest_first = list(reversed(found))
+    stable = canary = None
+    if self.canary:
+      kept = state.get(routing.STABLE)
+      if kept in paths:
+        stable = self._load_first([(kept, paths[kept])])
+      kept_canary = state.get(routing.CANARY)
+      if kept_canary in paths and kept_canary != kept:
+        canary = self._load_first([(kept_canary, paths[kept_canary])])
+    if stable is None:
+      stable = self._load_first(newest_first)
+    if stable is None:
+      reasons = '; '.join(f'version {v}: {r}'
+                          for v, r in self.refused.items())
+      raise NoServableModel(
+          f'no servable model under {self.serving_model_dir}: {reasons}')
+    with self._change:
+      self.router.set(routing.STABLE, stable)
+      if canary is not None:
+        self.router.set(routing.CANARY, canary)
+      self._labels_changed()
+    logging.info('Serving %s version %d from %s%s', stable.name,
+                 stable.version, stable.path,
+                 f'; canary version {canary.version}' if canary else '')
+    return stable
 
-  def _swap(self, model: LoadedModel) -> None:
-    previous = self._current
-    self._current = model  # One reference assignment: atomic.
-    self._on_load(model, None)
-    if previous is None:
-      logging.info('Serving %s version %d from %s', model.name,
-                   model.version, model.path)
-    else:
-      logging.info('Swapped %s version %d for version %d (%s)', model.name,
-                   previous.version, model.version, model.path)
+  def _newest_known(self) -> int:
+    known = [m.version for m in self.router.labels().values()]
+    known += list(self._retired)
+    return max(known, default=-1)
 
   def poll(self) -> Optional[LoadedModel]:
-    """Looks once for a newer version; loads and swaps it in when ready.
+    """Looks once for a newer version; loads and labels it when ready.
 
     A version is ready once its files are the same as at the previous poll.
-    Returns the new model, or None when nothing was swapped.
+    Returns the new model, or None when nothing was loaded.
     """
-    current = self._current
-    newest = current.version if current is not None else -1
+    newest = self._newest_known()
     for version, path in reversed(versions(self.serving_model_dir)):
       if version <= newest:
         break
@@ -280,9 +408,96 @@ class ModelWatcher:
       model = self._try_load(version, path, files)
       if model is not None:
         self._seen.pop(version, None)
-        self._swap(model)
+        self._add(model)
         return model
     return None
+
+  def _add(self, model: LoadedModel) -> None:
+    """A newly loaded version: the canary in canary mode, else stable."""
+    label = routing.CANARY if self.canary else routing.STABLE
+    with self._change:
+      previous = self.router.set(label, model)
+      if previous is not None:
+        self._unloaded[previous.version] = ''
+      self._labels_changed()
+    if previous is None:
+      logging.info('Serving %s version %d as %s (%s)', model.name,
+                   model.version, label, model.path)
+    else:
+      logging.info('Swapped %s version %d for version %d as %s (%s)',
+                   model.name, previous.version, model.version, label,
+                   model.path)
+
+  def promote(self) -> Tuple[LoadedModel, Optional[LoadedModel]]:
+    """The canary becomes stable; (new stable, the stable it replaced).
+
+    Raises:
+      LookupError: There is no canary.
+    """
+    with self._change:
+      stable, previous = self.router.promote()
+      if previous is not None:
+        self._unloaded[previous.version] = ''
+      self._labels_changed()
+    logging.info('Promoted version %d to stable%s', stable.version,
+                 f' (replacing {previous.version})' if previous else '')
+    return stable, previous
+
+  def rollback(self) -> LoadedModel:
+    """Removes the canary and retires its version; returns it.
+
+    Raises:
+      LookupError: There is no canary.
+    """
+    with self._change:
+      canary = self.router.rollback()
+      self._retired[canary.version] = (
+          f'rolled back at {_now()}; it is not loaded again (remove it '
+          f'from the "retired" list in {self.state_path} and restart to '
+          'serve it again)')
+      self._labels_changed()
+    logging.info('Rolled back canary version %d', canary.version)
+    return canary
+
+  def _labels_changed(self) -> None:
+    self._write_state()
+    self._on_labels()
+
+  def _read_state(self) -> Dict[str, Any]:
+    if not self.state_path or not os.path.isfile(self.state_path):
+      return {}
+    try:
+      with open(self.state_path, encoding='utf-8') as f:
+        state = json.load(f)
+      if not isinstance(state, dict) or not isinstance(
+          state.get('retired', {}), dict):
+        raise ValueError('not an object with a "retired" object')
+    except (OSError, ValueError) as e:
+      logging.warning('Ignoring the serving labels in %s (%s); serving the '
+                      'newest version.', self.state_path, e)
+      return {}
+    return state
+
+  def _write_state(self) -> None:
+    if not self.state_path:
+      return
+    labels = self.router.labels()
+    state = {'format_version': STATE_FORMAT_VERSION,
+             routing.STABLE: getattr(labels.get(routing.STABLE), 'version',
+                                     None),
+             routing.CANARY: getattr(labels.get(routing.CANARY), 'version',
+                                     None),
+             'retired': {str(v): r for v, r in self.retired.items()}}
+    folder = os.path.dirname(self.state_path) or '.'
+    try:
+      os.makedirs(folder, exist_ok=True)
+      fd, temporary = tempfile.mkstemp(dir=folder, suffix='.tmp')
+      with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+      os.replace(temporary, self.state_path)  # Atomic: never half written.
+    except OSError as e:
+      logging.warning('Cannot keep the serving labels in %s: %s',
+                      self.state_path, e)
 
   def _run(self) -> None:
     while not self._stop.wait(self.poll_seconds):
@@ -304,3 +519,8 @@ class ModelWatcher:
     if self._thread is not None:
       self._thread.join(timeout=max(1.0, 2 * self.poll_seconds))
       self._thread = None
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime(
+      '%Y-%m-%dT%H:%M:%SZ')

@@ -48,6 +48,9 @@ import warnings
 
 from models import keras_choice
 from models import serving_contract
+from pipeline.facts import commands
+from pipeline.facts import files
+from pipeline.inspection import feature_stats
 
 OK_EXIT = 0
 BAD_FLAGS_EXIT = 2
@@ -55,7 +58,7 @@ NOTHING_TO_COMPARE_EXIT = 3
 ALERT_EXIT = 4
 TRAIN_SPLIT = 'train'
 STATS_FILE = 'FeatureStats.pb'
-SCHEMA_FILE = 'schema.pbtxt'
+SCHEMA_FILE = files.SCHEMA_FILE
 REPORT_DIR = 'monitoring'
 _DURATION = re.compile(r'^(\d+(?:\.\d+)?)([smhd])$')
 _UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
@@ -142,7 +145,7 @@ def served_contract(output_dir: str, version: Optional[int] = None
                     ) -> Tuple[int, serving_contract.Contract]:
   """(version, contract): `version`'s, or the newest one with a contract."""
   from serving import model_store  # pylint: disable=g-import-not-at-top
-  folder = os.path.join(output_dir, 'serving_model')
+  folder = os.path.join(output_dir, files.SERVING_MODEL_DIR)
   found = model_store.versions(folder)
   reasons = []
   for number, path in reversed(found):
@@ -316,23 +319,18 @@ def _feature_summary(stats: Any) -> Dict[str, Dict[str, str]]:
   dataset = stats.datasets[0]
   total = dataset.num_examples or 1
   for feature in dataset.features:
-    name = '.'.join(feature.path.step) or feature.name
+    name = feature_stats.feature_name(feature)
     if feature.HasField('num_stats'):
-      common = feature.num_stats.common_stats
       shown = f'mean {feature.num_stats.mean:.4g}'
     elif feature.HasField('string_stats'):
-      common = feature.string_stats.common_stats
       top = feature.string_stats.top_values
       shown = (f'top {top[0].value!r} {top[0].frequency / total:.1%}'
                if top else '')
     else:
       continue
-    # CsvExampleGen writes an empty cell as an empty list, which TFDV counts
-    # as present: for one-value features, count the values instead.
-    present = (common.tot_num_values if common.max_num_values <= 1 else
-               common.num_non_missing)
-    missing = total - present
-    summary[name] = {'missing': f'{missing / total:.1%}', 'value': shown}
+    # Empty cells too, which TFDV counts as present (feature_stats).
+    missing = feature_stats.presence(feature, total).missing_share
+    summary[name] = {'missing': f'{missing:.1%}', 'value': shown}
   return summary
 
 
@@ -364,7 +362,7 @@ def run(config: MonitorConfig) -> Result:
   # pylint: disable=g-import-not-at-top
   import tensorflow_data_validation as tfdv
 
-  from pipeline.inspection import metadata_location
+  from pipeline.facts import metadata_location
   from pipeline.inspection import run_model
   from serving import request_log
   # pylint: enable=g-import-not-at-top
@@ -377,12 +375,9 @@ def run(config: MonitorConfig) -> Result:
         'check that the server runs with --log-requests.')
   version = int(current[-1]['version'])
   version, contract = served_contract(config.output_dir, version)
-  if config.metadata_url is not None:
-    location = metadata_location.parse_url(
-        config.metadata_url, password=os.environ.get('MYSQL_PWD'))
-  else:
-    location = metadata_location.SqliteLocation(
-        os.path.join(config.output_dir, run_model.METADATA_FILE))
+  location = metadata_location.locate(
+      config.output_dir,
+      metadata_location.from_url(config.metadata_url, os.environ))
   try:
     store = run_model.open_store(location)
   except FileNotFoundError as e:
@@ -453,7 +448,8 @@ def alert_line(finding: Finding) -> str:
 
 def parse_flags(argv: Optional[Sequence[str]] = None) -> MonitorConfig:
   parser = argparse.ArgumentParser(
-      prog='python -m serving.monitor', description=__doc__.splitlines()[0],
+      prog=commands.prog('python -m serving.monitor'),
+      description=__doc__.splitlines()[0],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog='\n'.join(__doc__.splitlines()[1:]))
   parser.add_argument('--output-dir', required=True,
@@ -491,7 +487,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   # Version-support notices from the Google client libraries that TFDV and
   # TFX import, not actionable.
   warnings.filterwarnings('ignore', category=FutureWarning)
-  from pipeline.inspection import metadata_location  # pylint: disable=g-import-not-at-top
+  from pipeline.facts import metadata_location  # pylint: disable=g-import-not-at-top
   try:
     result = run(config)
   except (NothingToCompare, metadata_location.MetadataUrlError,

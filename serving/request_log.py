@@ -35,7 +35,9 @@ from typing import Sequence
 
 from absl import logging
 
-LOG_DIR = 'request_logs'
+from pipeline.facts import files
+
+LOG_DIR = files.REQUEST_LOG_DIR
 _PREFIX = 'requests-'
 _SUFFIX = '.jsonl'
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

@@ -17,7 +17,6 @@ TensorFlow; a SQL query's rows through the SQL source's streamed reader
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import os
 from typing import Any
 from typing import Dict
@@ -27,6 +26,7 @@ from typing import Optional
 
 from models import serving_contract
 from pipeline.definition import input_formats
+from pipeline.facts import kinds
 
 DEFAULT_BATCH_ROWS = 1024
 _CSV_BLOCK_BYTES = 8 << 20
@@ -81,8 +81,7 @@ def detect_format(files: List[str], data_root: str) -> str:
 
 def _plain(value: Any) -> Any:
   """A database or Avro value as JSON would hold it."""
-  if isinstance(value, decimal.Decimal):
-    return float(value)
+  value = kinds.plain(value)
   if isinstance(value, bytes):
     return value.decode('utf-8', errors='replace')
   return value
@@ -236,6 +235,7 @@ def sql_batches(url: str, query: str, batch_rows: int = DEFAULT_BATCH_ROWS
     SourceError: The database or the query fails (password masked).
   """
   from pipeline.components import sql_rows  # pylint: disable=g-import-not-at-top
+  from pipeline.facts import sql_url
   row = 1
   try:
     for batch in sql_rows.stream(url, query, batch_rows):
@@ -243,7 +243,7 @@ def sql_batches(url: str, query: str, batch_rows: int = DEFAULT_BATCH_ROWS
       rows = [{c: _plain(v) for c, v in zip(columns, values, strict=True)}
               for values in batch.rows]
       if rows:
-        yield Batch(rows, columns, f'query {sql_rows.quoted(query)}', row)
+        yield Batch(rows, columns, f'query {sql_url.quoted(query)}', row)
         row += len(rows)
   except sql_rows.SqlSourceError as e:
     raise SourceError(str(e)) from None

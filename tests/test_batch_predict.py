@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyarrow import parquet as pq
 import pytest
 
+from models import serving_contract
 from pipeline.definition import dataset_config
 from serving import batch
 from tests import model_server
@@ -70,11 +71,17 @@ def test_a_csv_folder_is_scored(e2e_run, test_split, tmp_path, capsys):
   assert len(scores) == len(rows)
   keys = [c for c in header if c != SPEC.label_key]
   assert list(scores.columns) == keys + [
-      'predicted_class', 'score_0', 'score_1', 'probability']
+      'predicted_class', 'score_0', 'score_1', 'probability', 'decision']
   np.testing.assert_allclose(scores['probability'], expected, atol=1e-6)
   np.testing.assert_allclose(scores['score_1'], expected, atol=1e-6)
   assert list(scores['predicted_class'].astype(str)) == [
       '1' if p > 0.5 else '0' for p in expected]
+  # The decision is taken at the model's own threshold, not at 0.5.
+  threshold = serving_contract.read(str(pipeline_state.pushed_versions(
+      e2e_run.serving_model_dir)[-1])).decision_threshold
+  assert 0 < threshold < 1
+  assert list(scores['decision'].astype(str)) == [
+      '1' if p >= threshold else '0' for p in scores['probability']]
   # Key columns are the rows' own values, in the input's order.
   assert list(scores['fare']) == pytest.approx([r['fare'] for r in rows])
   assert list(scores['payment_type']) == [r['payment_type'] for r in rows]
@@ -97,7 +104,7 @@ def test_a_parquet_file_is_scored(e2e_run, test_split, tmp_path):
   assert scores.num_rows == len(rows)
   assert scores.column_names == ['trip_start_timestamp', 'company',
                                  'predicted_class', 'score_0', 'score_1',
-                                 'probability']
+                                 'probability', 'decision']
   assert scores.schema.field('trip_start_timestamp').type == pa.int64()
   np.testing.assert_allclose(scores.column('probability').to_numpy(),
                              expected, atol=1e-6)

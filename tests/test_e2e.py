@@ -17,7 +17,7 @@ ALL_COMPONENTS = [
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.ANOMALY_GATE,
     pipeline_lib.DRIFT_GATE, pipeline_lib.TRANSFORM, pipeline_lib.TRAINER,
     pipeline_lib.BASELINE_RESOLVER, pipeline_lib.MODEL_CHANGE_CHECK,
-    pipeline_lib.EVALUATOR, pipeline_lib.PUSHER,
+    pipeline_lib.EVALUATOR, pipeline_lib.SERVING_CHECK, pipeline_lib.PUSHER,
     pipeline_lib.FEATURE_ATTRIBUTIONS,
 ]
 # Unchanged data, schema, code and config: all of these must come from cache
@@ -49,8 +49,9 @@ def test_first_run_is_blessed_and_pushed(runs, e2e_run):
   first = runs[0]
   assert first.blessed is True, first.blessing_reason
   assert first.metrics['auc'] >= 0.9
-  assert first.metrics['accuracy_lift_over_majority'] > 0.02
-  assert first.metrics['accuracy_lift_lower_bound'] > 0
+  assert first.metrics['auc_lower_bound'] > 0.5
+  assert first.blessing_sentence.startswith('Blessed: it ranks positives')
+  assert 0 < first.decision['threshold'] < 1
   assert first.pushed_model
   pushed = pathlib.Path(first.pushed_model)
   assert pushed.parent == e2e_run.serving_model_dir
@@ -79,6 +80,7 @@ def test_unchanged_rerun_skips_evaluator_and_pusher(runs, e2e_run):
   assert states[pipeline_lib.MODEL_CHANGE_CHECK] == 'complete', states
   assert pipeline_lib.EVALUATOR not in states, states
   assert pipeline_lib.PUSHER not in states, states
+  assert pipeline_lib.SERVING_CHECK not in states, states
   assert pipeline_lib.FEATURE_ATTRIBUTIONS not in states, states
   assert second.model_unchanged and not first.model_unchanged
   # It reports the evaluation and push of the run that blessed the model.

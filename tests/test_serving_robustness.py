@@ -32,12 +32,13 @@ def _schema() -> schema_pb2.Schema:
 
 
 def _optional_and_required():
-  """Serving inputs split by the schema's presence constraint."""
+  """Serving inputs split by the schema's shape: a feature with one is
+  parsed dense, so required (exactly the config's `required:`)."""
   optional, required = [], []
   for feature in _schema().feature:
     if feature.name in SPEC.serving_excluded_columns:
       continue
-    (required if feature.presence.min_fraction >= 1.0 else optional).append(
+    (required if feature.HasField('shape') else optional).append(
         feature.name)
   return sorted(optional), sorted(required)
 
@@ -69,8 +70,10 @@ def _score(serve, examples) -> np.ndarray:
 
 def test_optional_features_are_really_optional_in_the_schema():
   optional, required = _optional_and_required()
-  assert {'company', 'trip_seconds', 'pickup_latitude'} <= set(optional)
-  assert {'fare', 'payment_type', 'trip_start_hour'} <= set(required)
+  assert {'company', 'trip_seconds', 'pickup_latitude',
+          'trip_start_hour'} <= set(optional)
+  assert required == sorted(SPEC.required_features) == ['fare',
+                                                         'payment_type']
 
 
 def test_examples_without_optional_features_still_score(served):

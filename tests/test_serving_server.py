@@ -4,12 +4,17 @@ One server process (`python -m serving --log-requests`) runs for the
 module on a copy of the pushed models, on 127.0.0.1 and a free port. The
 tests run in file order against it:
 
-* status and metadata answer in TF Serving's shapes, with the raw features
-  of the model's contract;
+* status and metadata answer in TF Serving's shapes (the metadata as TF
+  Serving prints a TF2 SavedModel's, per its own test data), with the raw
+  features of the model's contract beside them;
 * predictions over HTTP equal the SavedModel's own `serving_default`
-  outputs for the same rows (instances and columnar form);
-* each bad request gets its 400 (404, 405) and a message naming the
-  feature and the problem;
+  outputs for the same rows, in every form TF Serving documents: raw rows
+  and columns, and serialized examples as {"b64": ...} (each float read
+  back as float32 equals the model's); :classify's results are its
+  scores; :regress is refused for this classification model;
+* each bad request gets its 400 (404, 405, 413) and a message naming the
+  feature and the problem; nested 100,000 deep, over 64 MB with or without
+  a length, not UTF-8, and 300 random bodies: never a 500;
 * /metrics, parsed with prometheus_client's parser, counts exactly the
   requests, errors, rows, missing values and unseen categories sent;
 * a pushed version without a serving contract is refused and the old one
@@ -22,10 +27,14 @@ tests run in file order against it:
 A server started on a model without a contract refuses to start.
 """
 
+import base64
 import dataclasses
 import json
 import pathlib
+import random
+import select
 import shutil
+import socket
 import statistics
 import subprocess
 import threading
@@ -39,9 +48,11 @@ import tensorflow as tf
 
 from models import serving_contract
 from pipeline.definition import dataset_config
+from serving import app as app_lib
 from serving import request_log
 from tests import model_server
 from tests import pipeline_state
+from tests import random_bodies
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -112,28 +123,56 @@ def test_status_is_tf_servings(served):
       'status': {'error_code': 'OK', 'error_message': ''}}]}
 
 
-def test_metadata_has_the_signature_and_the_raw_features(served):
+def test_metadata_is_tf_servings_plus_the_contract(served):
   status, body = served.server.json('GET', '/v1/models/taxi/metadata')
   assert status == 200
   assert body['model_spec'] == {'name': 'taxi', 'signature_name': '',
                                 'version': str(served.version)}
-  signature = body['metadata']['signature_def']['signature_def'][
-      'serving_default']
-  assert signature['inputs']['examples']['dtype'] == 'DT_STRING'
-  outputs = signature['outputs']
+  signatures = body['metadata']['signature_def']['signature_def']
+  # Every signature of the MetaGraphDef, as TF Serving lists a TF2 model's
+  # (its testdata/saved_model_half_plus_two_tf2_2_versions_metadata.json).
+  assert set(signatures) == {'serving_default', 'transform_features',
+                             '__saved_model_init_op'}
+  default = signatures['serving_default']
+  assert default['method_name'] == 'tensorflow/serving/predict'
+  assert default['defaults'] == {}
+  assert default['inputs'] == {'examples': {
+      'dtype': 'DT_STRING', 'name': 'serving_default_examples:0',
+      'tensor_shape': {'dim': [{'size': '-1', 'name': ''}],
+                       'unknown_rank': False}}}
+  outputs = default['outputs']
   assert sorted(outputs) == ['classes', 'probability', 'scores']
-  assert outputs['scores']['tensor_shape']['dim'][1]['size'] == '2'
-  features = {f['name']: f for f in body['metadata']['raw_features']}
-  # Required and optional as the curated schema's presence says.
-  assert {'fare', 'payment_type', 'trip_start_hour'} <= {
-      n for n, f in features.items() if f['required']}
-  assert {'company', 'trip_seconds', 'pickup_latitude'} <= {
-      n for n, f in features.items() if not f['required']}
+  assert outputs['scores']['dtype'] == 'DT_FLOAT'
+  assert outputs['scores']['tensor_shape']['dim'] == [
+      {'size': '-1', 'name': ''}, {'size': '2', 'name': ''}]
+  assert outputs['classes']['name'].startswith('StatefulPartitionedCall')
+  assert signatures['__saved_model_init_op']['outputs'] == {
+      '__saved_model_init_op': {
+          'dtype': 'DT_INVALID', 'name': 'NoOp',
+          'tensor_shape': {'dim': [], 'unknown_rank': True}}}
+  contract = body['metadata']['serving_contract']
+  features = {f['name']: f for f in contract['raw_features']}
   assert set(features) == set(SPEC.feature_columns)
+  assert {n for n, f in features.items() if f['required']} == set(
+      serving_contract.read(served.source).required)
   assert features['payment_type']['dtype'] == 'string'
   assert features['fare']['dtype'] == 'float'
   assert features['trip_start_hour']['dtype'] == 'int'
-  assert body['metadata']['classes'] == ['0', '1']
+  assert contract['classes'] == ['0', '1']
+  assert 0 < contract['decision_threshold'] < 1
+  # By version, the same; an unknown one is TF Serving's 404.
+  status, by_version = served.server.json(
+      'GET', f'/v1/models/taxi/versions/{served.version}/metadata')
+  assert (status, by_version) == (200, body)
+  status, by_label = served.server.json('GET',
+                                        '/v1/models/taxi/labels/stable')
+  assert by_label == {'model_version_status': [{
+      'version': str(served.version), 'state': 'AVAILABLE',
+      'status': {'error_code': 'OK', 'error_message': ''}}]}
+
+
+def _as_float32(values) -> np.ndarray:
+  return np.array(values, dtype=np.float32)
 
 
 def test_http_predictions_equal_the_saved_models(served):
@@ -141,9 +180,10 @@ def test_http_predictions_equal_the_saved_models(served):
   status, body = served.server.json('POST', PREDICT, {'instances': rows})
   assert status == 200
   # The SavedModel's own serving_default, on the original examples.
-  expected = model_server.loaded_model(served.source).predict(
-      model_server.serialized_without(examples,
-                                      SPEC.serving_excluded_columns))
+  serialized = model_server.serialized_without(
+      examples, SPEC.serving_excluded_columns)
+  loaded = model_server.loaded_model(served.source)
+  expected = loaded.predict(serialized)
   predictions = body['predictions']
   assert len(predictions) == len(rows)
   np.testing.assert_allclose([p['probability'] for p in predictions],
@@ -151,6 +191,9 @@ def test_http_predictions_equal_the_saved_models(served):
   np.testing.assert_allclose([p['scores'] for p in predictions],
                              expected['scores'], atol=1e-6)
   assert [p['classes'] for p in predictions] == [['0', '1']] * len(rows)
+  threshold = loaded.decision_threshold
+  assert [p['decision'] for p in predictions] == [
+      '1' if p >= threshold else '0' for p in expected['probability'][:, 0]]
   # The columnar form scores the same.
   columns = sorted({k for row in rows[:5] for k in row})
   full = [r for r in rows if set(r) == set(columns)][:3]
@@ -160,6 +203,76 @@ def test_http_predictions_equal_the_saved_models(served):
   _, by_rows = served.server.json('POST', PREDICT, {'instances': full})
   assert body['outputs']['probability'] == [
       p['probability'] for p in by_rows['predictions']]
+  assert body['outputs']['decision'] == [
+      p['decision'] for p in by_rows['predictions']]
+
+
+def test_serialized_examples_are_answered_as_tf_serving_answers(served):
+  """{"b64": ...} examples, the form TF Serving takes for this model's
+  `examples` input, in all four of its spellings: the model's outputs
+  exactly (each float read back as float32), TF Serving's keys."""
+  examples = served.examples[:8]
+  serialized = model_server.serialized_without(
+      examples, SPEC.serving_excluded_columns)
+  encoded = [{'b64': base64.b64encode(s).decode()} for s in serialized]
+  expected = model_server.loaded_model(served.source).predict(serialized)
+  for payload in ({'instances': encoded},
+                  {'instances': [{'examples': e} for e in encoded]},
+                  {'signature_name': 'serving_default', 'inputs': encoded},
+                  {'inputs': {'examples': encoded}}):
+    status, body = served.server.json('POST', PREDICT, payload)
+    assert status == 200, body
+    if 'instances' in payload:
+      rows = body['predictions']
+      assert [set(r) for r in rows] == [
+          {'classes', 'probability', 'scores', 'decision'}] * len(rows)
+      scores = [r['scores'] for r in rows]
+      probability = [r['probability'] for r in rows]
+    else:
+      assert set(body['outputs']) == {'classes', 'probability', 'scores',
+                                      'decision'}
+      scores = body['outputs']['scores']
+      probability = body['outputs']['probability']
+    np.testing.assert_array_equal(_as_float32(scores), expected['scores'])
+    np.testing.assert_array_equal(_as_float32(probability),
+                                  expected['probability'])
+  # Examples with the label are what transform_features takes.
+  with_label = [{'b64': base64.b64encode(e.SerializeToString()).decode()}
+                for e in examples[:2]]
+  status, body = served.server.json('POST', PREDICT, {
+      'signature_name': 'transform_features', 'instances': with_label})
+  assert status == 200, body
+  assert 'big_tipper_xf' in body['predictions'][0]
+  # A broken example gets TensorFlow's own message, as from TF Serving.
+  status, body = served.server.json('POST', PREDICT, {
+      'instances': [{'b64': base64.b64encode(b'hello').decode()}]})
+  assert status == 400
+  assert body == {'error': "the model refused the rows: Could not parse "
+                  "example input, value: 'hello'"}
+
+
+def test_classify_answers_the_scores_and_regress_is_refused(served):
+  rows = served.rows[:6]
+  shared = ['trip_start_month', 'trip_start_day']
+  context = {k: rows[0][k] for k in shared}
+  same = [r for r in rows if all(r.get(k) == context[k] for k in shared)]
+  examples = [{k: ([v] if i % 2 else v) for k, v in r.items()
+               if k not in shared} for i, r in enumerate(same)]
+  status, body = served.server.json(
+      'POST', '/v1/models/taxi:classify',
+      {'context': context, 'examples': examples})
+  assert status == 200, body
+  _, predicted = served.server.json('POST', PREDICT, {'instances': same})
+  assert body['results'] == [
+      [['0', p['scores'][0]], ['1', p['scores'][1]]]
+      for p in predicted['predictions']]
+  assert body['decisions'] == [p['decision']
+                               for p in predicted['predictions']]
+  status, body = served.server.json('POST', '/v1/models/taxi:regress',
+                                    {'examples': examples})
+  assert status == 400
+  assert body['error'].startswith('Expected one output Tensor')
+  assert "use :classify or :predict" in body['error']
 
 
 def _good(served) -> dict:
@@ -219,7 +332,89 @@ def test_unknown_model_path_and_method(served):
   code, body = served.server.json(
       'GET', '/v1/models/taxi/versions/1/metadata')
   assert code == 404
-  assert f'the served version is {served.version}' in body['error']
+  assert body['error'].startswith(
+      'Servable not found for request: Specific(taxi, 1); version 1 of '
+      f"model 'taxi' is not served: this server serves {served.version} "
+      '(stable)')
+  code, body = served.server.json('GET', '/v1/models/taxi/versions/1')
+  assert (code, body) == (404, {'error': (
+      'Could not find version 1 of model taxi; see GET /v1/models/taxi for '
+      'its versions.')})
+  code, body = served.server.json('POST', '/v1/models/taxi:explain',
+                                  {'instances': []})
+  assert code == 400 and body['error'].startswith(
+      'Malformed request: POST /v1/models/taxi:explain')
+  code, body = served.server.json('POST', '/v1/models/taxi/labels/canary'
+                                  ':predict', {'instances': []})
+  assert (code, body) == (400, {'error': (
+      "Unrecognized servable version label: canary; model 'taxi' has the "
+      'labels stable.')})
+
+
+def _send(server, head: bytes, chunks=()) -> int:
+  """The status of a request written by hand on a socket (a body sent in
+  chunks, or a declared length larger than what follows). Sending stops
+  once the server has answered (it reads no further)."""
+  with socket.create_connection(('127.0.0.1', server.port), timeout=120) as s:
+    s.sendall(head)
+    s.settimeout(10)
+    for chunk in chunks:
+      if select.select([s], [], [], 0)[0]:
+        break  # Answered.
+      try:
+        s.sendall(chunk)
+      except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        break  # Answered, and no longer read or closed.
+    s.settimeout(120)
+    answer = b''
+    while b'\r\n' not in answer:
+      data = s.recv(4096)
+      if not data:
+        break
+      answer += data
+  return int(answer.split(b' ', 2)[1])
+
+
+def test_no_malformed_body_gets_a_500(served):
+  server = served.server
+  deep = [b'[' * 100_000, b'{"instances": ' + b'[' * 100_000,
+          b'{"instances": [{"fare": ' + b'{"a": ' * 100_000,
+          b'{"instances": [{"fare": ' + b'[' * 900 + b']' * 900 + b'}]}']
+  for body in deep:
+    code, answer = server.json('POST', PREDICT, raw=body)
+    assert code == 400, answer
+  for body, message in [
+      (b'\xff\xfe{"instances": []}', 'is not UTF-8 text'),
+      (b'{"instances": [{"fare": ' + b'9' * 5000 + b'}]}',
+       'Exceeds the limit (4300)'),
+      (json.dumps({'instances': [{**_good(served),
+                                  'payment_type': '\ud800'}]}).encode(),
+       'not valid Unicode'),
+      (json.dumps({'instances': [{**_good(served), 'fare': True}]}).encode(),
+       'got a boolean true'),
+      (json.dumps({'instances': [_good(served)],
+                   'signature_name': 7}).encode(),
+       "'signature_name' key must be a string"),
+  ]:
+    code, answer = server.json('POST', PREDICT, raw=body)
+    assert code == 400 and message in answer['error'], answer
+  path = PREDICT.encode()
+  over = app_lib.MAX_BODY_BYTES + 1
+  assert _send(server, b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\n'
+               b'Content-Length: ' + str(over).encode() + b'\r\n\r\n',
+               [b'[' * 1024]) == 413
+  chunk = b'[' * (1 << 20)
+  chunked = [b'%x\r\n' % len(chunk) + chunk + b'\r\n'] * 65 + [b'0\r\n\r\n']
+  assert _send(server, b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\n'
+               b'Transfer-Encoding: chunked\r\n\r\n', chunked) == 413
+  rng = random.Random(7)
+  bodies = list(random_bodies.bodies(rng, 300))
+  for method in ('predict', 'classify', 'regress', 'feedback'):
+    for body in bodies[::4]:
+      code, _, answer = server.request('POST', f'/v1/models/taxi:{method}',
+                                       body)
+      assert code in (200, 400, 413), (method, body[:100], answer[:300])
+  assert server.json('GET', '/v1/models/taxi')[0] == 200  # Still up.
 
 
 def test_metrics_count_what_was_sent(served):
@@ -262,8 +457,8 @@ def test_metrics_count_what_was_sent(served):
                             'company' not in r)
   assert delta('serving_feature_missing_total',
                feature='company') == missing_company
-  assert _total(after, 'serving_model_version', model='taxi') == (
-      served.version)
+  assert _total(after, 'serving_model_version', model='taxi',
+                label='stable') == served.version
 
 
 def _copy_version(served, version: int, contract: bool = True) -> None:
@@ -368,8 +563,9 @@ def test_load_with_a_hot_swap_has_no_error(served):
   def swapped() -> bool:
     if stop.is_set():
       return True
-    status = _status(served)
-    if status[-1]['version'] == str(new_version):
+    available = [e['version'] for e in _status(served)
+                 if e['state'] == 'AVAILABLE']
+    if available == [str(new_version)]:
       swap_seen[0] = time.monotonic()
       return True
     return False
@@ -410,8 +606,12 @@ def test_request_log_has_a_line_per_scored_row(served):
   assert records.unreadable == 0
   assert len(records.records) == scored
   first = records.records[0]
-  assert set(first) >= {'time', 'model', 'version', 'features', 'prediction'}
-  assert set(first['prediction']) == {'classes', 'probability', 'scores'}
+  assert set(first) >= {'time', 'model', 'version', 'label', 'endpoint',
+                        'prediction_id', 'features', 'prediction'}
+  assert set(first['prediction']) == {'classes', 'probability', 'scores',
+                                      'decision'}
+  assert len({r['prediction_id'] for r in records.records}) == len(
+      records.records)
   assert {r['version'] for r in records.records} >= {served.version}
 
 

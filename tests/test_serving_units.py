@@ -29,6 +29,7 @@ from serving import instances
 from serving import model_store
 from serving import monitor
 from serving import request_log
+from serving import tf_serving
 
 CONTRACT = serving_contract.Contract(
     dataset='taxi', task='binary', label='big_tipper', classes=('0', '1'),
@@ -52,9 +53,15 @@ def _body(*rows, **extra) -> bytes:
   return json.dumps({'instances': list(rows), **extra}).encode()
 
 
+def _check(body: bytes) -> instances.Rows:
+  """A predict body read as the server reads raw rows."""
+  parsed = tf_serving.parse_predict(tf_serving.parse_body(body), 'examples')
+  return instances.Checker(CONTRACT).check_rows(parsed.rows)
+
+
 def _refusal(body: bytes) -> instances.RequestError:
   with pytest.raises(instances.RequestError) as raised:
-    instances.Checker(CONTRACT).check_request(body)
+    _check(body)
   return raised.value
 
 
@@ -64,7 +71,7 @@ def _refusal(body: bytes) -> instances.RequestError:
     (b'[1, 2]', instances.BAD_BODY, 'the request body is a list, not an '
      'object'),
     (b'{"rows": []}', instances.BAD_BODY, r'exactly one of "instances" .* '
-     r"got keys \['rows'\]"),
+     r'got keys \["rows"\]'),
     (_body(), instances.EMPTY, 'no rows to score: "instances" is empty'),
     (b'{"instances": {"fare": 1}}', instances.WRONG_SHAPE,
      '"instances" is an object; send a list of rows'),
@@ -101,13 +108,28 @@ def _refusal(body: bytes) -> instances.RequestError:
      "feature 'fare' \\(float\\): nan is not a finite number"),
     (_body({**GOOD, 'trip_seconds': 2 ** 64}), instances.BAD_VALUE,
      'does not fit a 64-bit integer'),
-    (_body(GOOD, signature_name='transform_features'),
-     instances.UNKNOWN_SIGNATURE,
-     "unknown signature_name 'transform_features'; this model serves "
-     "'serving_default'"),
+    (_body(GOOD, signature_name=['serving_default']), instances.BAD_BODY,
+     r'"signature_name" is a list; \'signature_name\' key must be a string'),
     (b'{"inputs": {"fare": [1.0, 2.0], "payment_type": ["Cash"]}}',
      instances.WRONG_SHAPE, 'the columns of "inputs" differ in length '
-     r'\(fare: 2, payment_type: 1\)'),
+     r'\("fare": 2, "payment_type": 1\)'),
+    (b'\xff{"instances": []}', instances.NOT_JSON,
+     r'the request body is not UTF-8 text \(byte 0xff at offset 0\)'),
+    (b'', instances.NOT_JSON, 'the request body is empty'),
+    (b'[' * 100_000, instances.TOO_DEEP, 'nests arrays or objects too '
+     'deeply'),
+    (b'{"instances": [' + b'{"a": ' * 100_000, instances.TOO_DEEP,
+     'nests arrays or objects too deeply'),
+    (b'{"instances": [{"fare": ' + b'1' * 5000 + b'}]}', instances.NOT_JSON,
+     'Exceeds the limit'),
+    (_body({**GOOD, 'payment_type': '\ud800'}), instances.BAD_VALUE,
+     r"feature 'payment_type' \(string\): .* is not valid Unicode"),
+    # Nested 900 deep: parsed, and the message shows 60 characters of it.
+    (b'{"instances": [{"fare": ' + b'[' * 900 + b']' * 900 + b'}]}',
+     instances.WRONG_SHAPE, r'got a list \[{57}\.\.\.; send a number'),
+    (_body(7), instances.BAD_INSTANCE, 'instance 0 is a number, not an '
+     'object; send each row as {"feature": value, ...}, the raw columns '
+     'without the label, or each serialized tf.Example as {"b64"'),
 ])
 def test_each_bad_request_is_refused_naming_the_problem(body, problem,
                                                         message):
@@ -124,7 +146,7 @@ def test_too_many_rows_are_refused():
 
 
 def test_good_rows_are_typed_and_counted():
-  rows = instances.Checker(CONTRACT).check_request(_body(
+  rows = _check(_body(
       {**GOOD, 'trip_start_hour': 9.0, 'tips': 2.0},
       {'fare': 3, 'payment_type': 'Bitcoin', 'trip_start_hour': 23,
        'company': None}))
@@ -136,14 +158,15 @@ def test_good_rows_are_typed_and_counted():
   assert isinstance(rows.values[1]['fare'], float)
   assert rows.missing == {'company': 1, 'trip_seconds': 1}
   assert rows.unseen == {'payment_type': 1, 'trip_start_hour': 1}
-  assert not rows.columnar
 
 
 def test_the_columnar_form_gives_the_same_rows():
-  columnar = instances.Checker(CONTRACT).check_request(json.dumps(
-      {'inputs': {k: [v, v] for k, v in GOOD.items()}}).encode())
-  assert columnar.columnar
-  assert columnar.values == [GOOD, GOOD]
+  body = json.dumps({'inputs': {k: [v, v] for k, v in GOOD.items()}})
+  parsed = tf_serving.parse_predict(tf_serving.parse_body(body.encode()),
+                                    'examples')
+  assert parsed.columnar
+  assert instances.Checker(CONTRACT).check_rows(parsed.rows).values == [
+      GOOD, GOOD]
 
 
 def test_rows_are_encoded_as_the_examples_the_signature_parses():
@@ -366,3 +389,88 @@ def test_a_failing_request_fails_alone():
   with pytest.raises(ValueError, match='bad row'):
     bad.result(timeout=30)
   batcher.stop()
+
+
+# --- Canary mode: labels, rollback, restart. ---------------------------------
+
+
+class _Loaded:
+  """What the watcher needs of a loaded version."""
+
+  def __init__(self, path: str, version: int):
+    self.path = path
+    self.version = version
+    self.name = 'taxi'
+
+
+def _watcher(folder: pathlib.Path, canary: bool = True
+             ) -> model_store.ModelWatcher:
+  return model_store.ModelWatcher(
+      str(folder / 'serving_model'), poll_seconds=1, canary=canary,
+      canary_share=0.1, state_path=str(folder / 'serving_labels.json'))
+
+
+def _push(folder: pathlib.Path, version: int) -> None:
+  path = folder / 'serving_model' / str(version)
+  path.mkdir(parents=True)
+  (path / 'saved_model.pb').write_bytes(b'x')
+
+
+def _labels(watcher: model_store.ModelWatcher):
+  return {label: m.version for label, m in watcher.router.labels().items()}
+
+
+def test_canary_mode_keeps_its_labels_across_a_restart(tmp_path, monkeypatch):
+  monkeypatch.setattr(model_store, 'load', _Loaded)
+  _push(tmp_path, 3)
+  watcher = _watcher(tmp_path)
+  assert watcher.load_newest().version == 3
+  _push(tmp_path, 5)
+  assert watcher.poll() is None  # First seen: maybe still being copied.
+  assert watcher.poll().version == 5
+  assert _labels(watcher) == {'stable': 3, 'canary': 5}
+  assert watcher.rollback().version == 5
+  assert _labels(watcher) == {'stable': 3}
+  assert [e[:3] for e in watcher.status()] == [
+      (5, 'END', 'CANCELLED'), (3, 'AVAILABLE', 'OK')]
+  state = json.loads((tmp_path / 'serving_labels.json').read_text())
+  assert (state['stable'], state['canary'], list(state['retired'])) == (
+      3, None, ['5'])
+  # A restart, canary mode or not, never serves the rolled back version.
+  for canary in (True, False):
+    restarted = _watcher(tmp_path, canary)
+    assert restarted.load_newest().version == 3
+    assert restarted.poll() is None and _labels(restarted) == {'stable': 3}
+  _push(tmp_path, 6)
+  watcher.poll()
+  assert watcher.poll().version == 6
+  restarted = _watcher(tmp_path)
+  restarted.load_newest()
+  assert _labels(restarted) == {'stable': 3, 'canary': 6}
+  stable, previous = restarted.promote()
+  assert (stable.version, previous.version) == (6, 3)
+  assert [e[:3] for e in restarted.status()] == [
+      (6, 'AVAILABLE', 'OK'), (5, 'END', 'CANCELLED'), (3, 'END', 'OK')]
+  with pytest.raises(LookupError, match='no canary to promote'):
+    restarted.promote()
+
+
+def test_without_canary_mode_a_push_replaces_stable(tmp_path, monkeypatch):
+  monkeypatch.setattr(model_store, 'load', _Loaded)
+  _push(tmp_path, 3)
+  watcher = _watcher(tmp_path, canary=False)
+  watcher.load_newest()
+  _push(tmp_path, 4)
+  watcher.poll()
+  assert watcher.poll().version == 4
+  assert _labels(watcher) == {'stable': 4}
+  assert [e[:2] for e in watcher.status()] == [(4, 'AVAILABLE'), (3, 'END')]
+
+
+def test_an_unreadable_labels_file_is_ignored(tmp_path, monkeypatch):
+  monkeypatch.setattr(model_store, 'load', _Loaded)
+  _push(tmp_path, 3)
+  _push(tmp_path, 4)
+  (tmp_path / 'serving_labels.json').write_text('{"retired": [')
+  watcher = _watcher(tmp_path)
+  assert watcher.load_newest().version == 4  # The newest, as without one.
