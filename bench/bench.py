@@ -38,6 +38,7 @@ from typing import Tuple
 
 import psutil
 
+from pipeline.facts import files
 from pipeline.inspection import run_model
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -211,7 +212,7 @@ def bench_round(round_index: int, work_dir: pathlib.Path
                      '--data-root', str(PROJECT_DATA_ROOT),
                      '--output-dir', str(project_out),
                      '--train-steps', str(TRAIN_STEPS)]
-  project_store = project_out / run_model.METADATA_FILE
+  project_store = project_out / files.METADATA_FILE
 
   plan = [('reference', 'fresh', ref_command, ref_home, ref_env, ref_store,
            REFERENCE_PIPELINE),

@@ -38,6 +38,8 @@ from typing import Tuple
 import warnings
 
 from bench import bench
+from pipeline.facts import components as component_ids
+from pipeline.facts import files
 from pipeline.inspection import run_model
 
 TAXI_CSV = bench.PROJECT_DATA_ROOT / 'data.csv'
@@ -141,7 +143,7 @@ def statistics_gen_floor(csv_path: pathlib.Path) -> float:
 def split_counts(run: run_model.Run) -> Dict[str, int]:
   """Examples per split, from StatisticsGen's output."""
   from pipeline.inspection import summary  # pylint: disable=g-import-not-at-top
-  statistics = run.component('StatisticsGen').output('statistics')
+  statistics = run.component(component_ids.STATISTICS_GEN).output('statistics')
   return {split: int(stats.datasets[0].num_examples)
           for split, stats in summary.load_statistics(statistics).items()}
 
@@ -156,8 +158,8 @@ def evaluator_count(run: run_model.Run) -> Optional[int]:
   return int(count) if count is not None else None
 
 
-def _peaks(timeline: Sequence[Tuple[float, int, int]], start_ms: int,
-           end_ms: int) -> Tuple[Optional[float], Optional[float]]:
+def peaks_between(timeline: Sequence[Tuple[float, int, int]], start_ms: int,
+                  end_ms: int) -> Tuple[Optional[float], Optional[float]]:
   inside = [(largest, tree) for t, largest, tree in timeline
             if start_ms / 1000 <= t <= end_ms / 1000]
   if not inside:
@@ -182,7 +184,7 @@ def measure_size(rows: int, work_dir: pathlib.Path, train_steps: int,
       work_dir / f'run-{rows}.log', timeline)
   print(f'{wall:.1f} s, peak RSS {largest / bench.GIB:.2f} GB largest, '
         f'{tree / bench.GIB:.2f} GB tree', flush=True)
-  store = run_model.open_store(str(output_dir / run_model.METADATA_FILE))
+  store = run_model.open_store(str(output_dir / files.METADATA_FILE))
   run = run_model.find_run(store, bench.PROJECT_PIPELINE)
   counts = split_counts(run)
   train_eval = counts.get('train', 0) + counts.get('eval', 0)
@@ -201,8 +203,9 @@ def measure_size(rows: int, work_dir: pathlib.Path, train_steps: int,
       figures.append(ComponentFigures(component, None, None, None, None))
       continue
     proto = execution.proto
-    peak_largest, peak_tree = _peaks(timeline, proto.create_time_since_epoch,
-                                     proto.last_update_time_since_epoch)
+    peak_largest, peak_tree = peaks_between(
+        timeline, proto.create_time_since_epoch,
+        proto.last_update_time_since_epoch)
     figures.append(ComponentFigures(
         component, execution.seconds, processed[component], peak_largest,
         peak_tree, floors.get(component)))

@@ -26,9 +26,9 @@ def test_example_gen_floor_encodes_every_row(tmp_path):
 def test_peaks_count_only_samples_inside_the_component():
   timeline = [(10.0, 100 * MB, 150 * MB), (11.0, 900 * MB, 950 * MB),
               (12.0, 300 * MB, 400 * MB), (13.0, 2000 * MB, 2100 * MB)]
-  largest, tree = scale._peaks(timeline, 10_500, 12_000)  # pylint: disable=protected-access
+  largest, tree = scale.peaks_between(timeline, 10_500, 12_000)
   assert round(largest * 1024) == 900 and round(tree * 1024) == 950
-  assert scale._peaks(timeline, 20_000, 21_000) == (None, None)  # pylint: disable=protected-access
+  assert scale.peaks_between(timeline, 20_000, 21_000) == (None, None)
 
 
 def _result(rows, seconds, statistics_rows, evaluator_rows, largest_gb):
