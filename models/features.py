@@ -12,9 +12,11 @@ import dataclasses
 from typing import Any
 from typing import Dict
 from typing import Mapping
+from typing import Optional
 from typing import Tuple
 
 from models import decision as decision_lib
+from models import treatments
 
 TRANSFORMED_SUFFIX = '_xf'
 MISSING_SUFFIX = '_missing'
@@ -49,18 +51,13 @@ class DatasetSpec:
     label_classes: Classification tasks: the label values as strings, in the
       order of the model's scores. Binary: (negative, positive), default
       ('0', '1'). Multiclass: every class; a label outside it is an error.
-    log_features: Non-negative, heavy-tailed numbers; log1p-scaled, then
-      z-scored.
-    numeric_features: Other numbers; z-scored.
-    bucket_features: Numbers whose relationship to the label is not monotone
-      (coordinates); cut into quantile buckets and embedded.
-    cyclical_features: Integer features with a period (hour of day), as
-      (column, period) pairs; encoded as sin/cos so that 23:00 sits next to
-      00:00. This is an extra encoding: the column may also appear in one of
-      the other groups.
-    categorical_features: String columns; vocabulary-encoded.
-    integer_categorical_features: Integer codes (area ids); vocabulary-encoded
-      like strings because their numeric order means nothing.
+    log_features, numeric_features, bucket_features, cyclical_features,
+      categorical_features, integer_categorical_features: The columns of
+      each column treatment: one field per entry of `treatments.TREATMENTS`
+      (its `spec_field`), in its order; the entry describes the treatment.
+      A treatment with a parameter (cyclical's period) holds (column,
+      value) pairs. A column sits in at most one group that is not an extra
+      encoding.
     excluded_columns: Columns present in the data that must never be model
       inputs, e.g. because they leak the label.
     slice_features: Raw columns the Evaluator slices metrics by.
@@ -86,6 +83,7 @@ class DatasetSpec:
   task: str = BINARY
   label_positive_values: Tuple[str, ...] = ()
   label_classes: Tuple[str, ...] = ()
+  # One field per column treatment (models/treatments.py), in its order.
   log_features: Tuple[str, ...] = ()
   numeric_features: Tuple[str, ...] = ()
   bucket_features: Tuple[str, ...] = ()
@@ -153,23 +151,51 @@ class DatasetSpec:
       raise ValueError(
           f'DatasetSpec {self.name!r}: a decision rule applies to binary '
           f'tasks only, not {self.task}.')
-    for feature, period in self.cyclical_features:
-      if period <= 1:
-        raise ValueError(
-            f'DatasetSpec {self.name!r}: cyclical feature {feature!r} needs a '
-            f'period > 1, got {period}.')
+    for treatment in treatments.TREATMENTS:
+      parameter = treatment.parameter
+      if parameter is None:
+        continue
+      for feature, value in self.entries(treatment):
+        if value <= parameter.greater_than:
+          raise ValueError(
+              f'DatasetSpec {self.name!r}: {treatment.key} feature '
+              f'{feature!r} needs a {parameter.name} > '
+              f'{parameter.greater_than}, got {value}.')
+
+  def columns(self, treatment: treatments.Treatment) -> Tuple[str, ...]:
+    """The columns `treatment` encodes, in the dataset config's order."""
+    return tuple(column for column, _ in self.entries(treatment))
+
+  def entries(self, treatment: treatments.Treatment
+              ) -> Tuple[Tuple[str, Optional[int]], ...]:
+    """(column, parameter) for each column `treatment` encodes; the
+    parameter is None for a treatment without one."""
+    values = getattr(self, treatment.spec_field)
+    if treatment.parameter is None:
+      return tuple((column, None) for column in values)
+    return tuple((column, value) for column, value in values)
+
+  def columns_with_output(self, output: str) -> Tuple[str, ...]:
+    """The columns whose treatment gives the model `output` (e.g.
+    `treatments.VOCABULARY`), in the registry's order."""
+    return tuple(column for treatment in treatments.TREATMENTS
+                 if treatment.output == output
+                 for column in self.columns(treatment))
 
   @property
   def _primary_features(self) -> Tuple[str, ...]:
-    return (self.log_features + self.numeric_features + self.bucket_features +
-            self.categorical_features + self.integer_categorical_features)
+    return tuple(column for treatment in treatments.PRIMARY
+                 for column in self.columns(treatment))
 
   @property
   def feature_columns(self) -> Tuple[str, ...]:
-    """All raw columns used as model inputs, in a stable order."""
-    cyclical = tuple(f for f, _ in self.cyclical_features
-                     if f not in self._primary_features)
-    return self._primary_features + cyclical
+    """All raw columns used as model inputs, in a stable order: the primary
+    groups', then those only an extra encoding reads."""
+    primary = self._primary_features
+    extra = tuple(column for treatment in treatments.EXTRA
+                  for column in self.columns(treatment)
+                  if column not in primary)
+    return primary + extra
 
   @property
   def decision(self) -> decision_lib.DecisionRule:
@@ -217,7 +243,8 @@ class DatasetSpec:
       raise ValueError(f'Unknown DatasetSpec fields: {sorted(unknown)}')
     kwargs = {}
     for key, value in values.items():
-      if key == 'cyclical_features':
+      treatment = treatments.BY_SPEC_FIELD.get(key)
+      if treatment is not None and treatment.parameter is not None:
         value = tuple((str(f), int(p)) for f, p in value)
       elif isinstance(value, list):
         value = tuple(value)

@@ -1,7 +1,9 @@
 """tf.Transform `preprocessing_fn`: raw columns in, model-ready tensors out.
 
 Which column gets which treatment comes from the `DatasetSpec` passed in
-`custom_config`, so the same function serves any tabular CSV. Missing values
+`custom_config`, so the same function serves any tabular CSV. Each column
+treatment of the registry (models/treatments.py) has its transform in
+`TRANSFORMS`, applied in the registry's order. Missing values
 are never silently turned into plausible real ones: numeric columns are
 imputed with the training mean *and* get an explicit `<name>_missing_xf`
 indicator, categorical columns map a missing value to its own token, and
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from typing import Callable
 from typing import Dict
 from typing import Mapping
+from typing import Optional
 from typing import Tuple
 from typing import Union
 
@@ -29,8 +33,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
+from models import treatments
 
 Tensor = Union[tf.Tensor, tf.SparseTensor]
+# A column treatment's transform: (spec, column, its raw tensor, the
+# treatment's parameter or None) -> transformed tensors by output name.
+Transform = Callable[[features.DatasetSpec, str, Tensor, Optional[int]],
+                     Dict[str, tf.Tensor]]
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensor],
@@ -55,48 +64,40 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
         'them from the DatasetSpec.')
   check_required(spec, inputs)
   outputs: Dict[str, tf.Tensor] = {}
-
-  # Heavy-tailed non-negative amounts: log1p tames the tail (fares go up to
-  # several hundred dollars) before z-scoring.
-  for key in spec.log_features:
-    _add_numeric(outputs, key, inputs[key], log_scale=True)
-  for key in spec.numeric_features:
-    _add_numeric(outputs, key, inputs[key], log_scale=False)
-
-  # Coordinates relate to the label through neighbourhoods, not linearly, so
-  # they are cut into quantile buckets that the model embeds.
-  # tft.bucketize sees only the values present (a SparseTensor holds no
-  # gaps), and a missing value gets the extra bucket `num_buckets`.
-  for key in spec.bucket_features:
-    buckets = tft.bucketize(tf.cast(inputs[key], tf.float32),
-                            spec.num_buckets, epsilon=0.01)
-    outputs[features.transformed_name(key)], _ = _densify(
-        buckets, default=spec.num_buckets)
-
-  # Periodic values: sin/cos keep 23h next to 0h. A missing value maps to the
-  # origin, which no real value can reach.
-  for key, period in spec.cyclical_features:
-    value, missing = _densify(inputs[key], default=0)
-    angle = 2.0 * math.pi * tf.cast(value, tf.float32) / float(period)
-    present = 1.0 - missing
-    outputs[features.transformed_name(key + '_sin')] = tf.sin(angle) * present
-    outputs[features.transformed_name(key + '_cos')] = tf.cos(angle) * present
-
-  # Vocabularies are named after their feature so the files are easy to find
-  # in the Transform output. top_k bounds the size for high-cardinality
-  # columns; OOV buckets absorb values first seen at serving time.
-  for key in spec.categorical_features + spec.integer_categorical_features:
-    value, _ = _densify(inputs[key], default=features.MISSING_TOKEN)
-    outputs[features.transformed_name(key)] = (
-        tft.compute_and_apply_vocabulary(
-            value,
-            top_k=spec.vocab_top_k,
-            num_oov_buckets=spec.oov_buckets,
-            vocab_filename=key))
+  # In the registry's order: tf.Transform names analyzers by call order, and
+  # the warm start finds the bucket boundaries by it (models/warm_start.py).
+  for treatment in treatments.TREATMENTS:
+    transform = TRANSFORMS.get(treatment.key)
+    if transform is None:
+      raise NotImplementedError(
+          f'The column treatment {treatment.key!r} has no transform: add one '
+          'to TRANSFORMS in models/preprocessing.py.')
+    for key, parameter in spec.entries(treatment):
+      check_kind(spec, treatment, key, inputs[key])
+      outputs.update(transform(spec, key, inputs[key], parameter))
 
   outputs[spec.transformed_label_key] = transform_label(
       inputs[spec.label_key], spec)
   return outputs
+
+
+def check_kind(spec: features.DatasetSpec, treatment: treatments.Treatment,
+               key: str, raw: Tensor) -> None:
+  """Refuses a column whose kind its treatment cannot encode (text to be
+  z-scored), before TensorFlow fails on it with a cast error.
+
+  Raises:
+    ValueError: Naming the column, its kind and the groups that take it.
+  """
+  kind = treatments.KIND_OF_DTYPE.get(raw.dtype.name, raw.dtype.name)
+  if kind in treatment.kinds:
+    return
+  takes = ', '.join(t.key for t in treatments.accepting(kind)) or 'none'
+  raise ValueError(
+      f'Dataset {spec.name!r}: column {key!r} holds {kind} values, but '
+      f'`{treatment.key}` ({treatment.description}) takes '
+      f'{" or ".join(treatment.kinds)} columns. In dataset.yaml, move it to '
+      f'a group that takes {kind} columns: {takes}.')
 
 
 def check_required(spec: features.DatasetSpec,
@@ -166,9 +167,76 @@ def _class_index(text: tf.Tensor, classes: Tuple[str, ...]) -> tf.Tensor:
                   tf.constant(-1, tf.int64))
 
 
-def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
-                 log_scale: bool) -> None:
-  """Adds a z-scored numeric feature and, when it can be absent, its flag.
+# The column treatments' transforms.
+
+
+def _log(spec: features.DatasetSpec, key: str, raw: Tensor,
+         parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+  """Heavy-tailed non-negative amounts: log1p tames the tail (fares go up to
+  several hundred dollars) before z-scoring."""
+  del spec, parameter  # Unused.
+  return _z_scored(key, raw, log_scale=True)
+
+
+def _numeric(spec: features.DatasetSpec, key: str, raw: Tensor,
+             parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+  del spec, parameter  # Unused.
+  return _z_scored(key, raw, log_scale=False)
+
+
+def _bucket(spec: features.DatasetSpec, key: str, raw: Tensor,
+            parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+  """Coordinates relate to the label through neighbourhoods, not linearly,
+  so they are cut into quantile buckets that the model embeds.
+
+  tft.bucketize sees only the values present (a SparseTensor holds no
+  gaps), and a missing value gets the extra bucket `num_buckets`.
+  """
+  del parameter  # Unused.
+  buckets = tft.bucketize(tf.cast(raw, tf.float32), spec.num_buckets,
+                          epsilon=0.01)
+  dense, _ = _densify(buckets, default=spec.num_buckets)
+  return {features.transformed_name(key): dense}
+
+
+def _cyclical(spec: features.DatasetSpec, key: str, raw: Tensor,
+              parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+  """Periodic values: sin/cos keep 23h next to 0h. A missing value maps to
+  the origin, which no real value can reach."""
+  del spec  # Unused.
+  value, missing = _densify(raw, default=0)
+  angle = 2.0 * math.pi * tf.cast(value, tf.float32) / float(parameter)
+  present = 1.0 - missing
+  return {features.transformed_name(key + '_sin'): tf.sin(angle) * present,
+          features.transformed_name(key + '_cos'): tf.cos(angle) * present}
+
+
+def _vocabulary(spec: features.DatasetSpec, key: str, raw: Tensor,
+                parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+  """Vocabularies are named after their feature so the files are easy to
+  find in the Transform output. top_k bounds the size for high-cardinality
+  columns; OOV buckets absorb values first seen at serving time. Integer
+  codes become text first, so one vocabulary path serves both."""
+  del parameter  # Unused.
+  value, _ = _densify(raw, default=features.MISSING_TOKEN)
+  return {features.transformed_name(key): tft.compute_and_apply_vocabulary(
+      value, top_k=spec.vocab_top_k, num_oov_buckets=spec.oov_buckets,
+      vocab_filename=key)}
+
+
+# Treatment key -> its transform; one per entry of treatments.TREATMENTS.
+TRANSFORMS: Dict[str, Transform] = {
+    treatments.LOG.key: _log,
+    treatments.NUMERIC.key: _numeric,
+    treatments.BUCKET.key: _bucket,
+    treatments.CYCLICAL.key: _cyclical,
+    treatments.CATEGORICAL.key: _vocabulary,
+    treatments.INTEGER_CATEGORICAL.key: _vocabulary,
+}
+
+
+def _z_scored(key: str, raw: Tensor, log_scale: bool) -> Dict[str, tf.Tensor]:
+  """A z-scored numeric feature and, when it can be absent, its flag.
 
   tft.scale_to_z_score on a SparseTensor computes the mean and variance of
   the values present only, so gaps do not pull the statistics towards an
@@ -178,13 +246,14 @@ def _add_numeric(outputs: Dict[str, tf.Tensor], key: str, raw: Tensor,
   value = _map_values(tf.cast(raw, tf.float32), tf.math.log1p
                       if log_scale else None)
   scaled, missing = _densify(tft.scale_to_z_score(value), default=0.0)
-  outputs[features.transformed_name(key)] = scaled
+  outputs = {features.transformed_name(key): scaled}
   if isinstance(raw, tf.SparseTensor):
     # A column without gaps in training never sets its flag there, so the
     # model never learns a weight for it; the flag stays 0 at serving too
     # (times the training maximum, 0), and a missing value is the mean.
     outputs[features.missing_indicator_name(key)] = missing * tft.max(
         missing)
+  return outputs
 
 
 def _map_values(raw: Tensor, fn) -> Tensor:

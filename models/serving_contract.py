@@ -57,6 +57,7 @@ from typing import Tuple
 
 from models import decision as decision_lib
 from models import features
+from models import treatments
 
 FORMAT_VERSION = 1
 # What readers use for a binary model pushed before thresholds existed.
@@ -66,13 +67,14 @@ ASSETS_EXTRA = 'assets.extra'
 CONTRACT_FILE = 'serving_contract.json'
 SIGNATURE = 'serving_default'
 SIGNATURE_INPUT = 'examples'
-# The contract's names for the raw feature dtypes.
-FLOAT = 'float'
-INT = 'int'
-STRING = 'string'
-DTYPES = (FLOAT, INT, STRING)
-_TF_DTYPES = {'float32': FLOAT, 'float64': FLOAT, 'int64': INT,
-              'string': STRING}
+# The contract's names for the raw feature dtypes: the column kinds the
+# treatments take (models/treatments.py).
+FLOAT = treatments.FLOAT
+INT = treatments.INT
+STRING = treatments.STRING
+DTYPES = treatments.KINDS
+# The treatment of a schema column the model does not read.
+UNUSED = 'unused'
 
 
 class ContractError(ValueError):
@@ -87,8 +89,9 @@ class Feature:
     name: The column name, as in the CSV.
     dtype: FLOAT, INT or STRING: the tf.Example list it is parsed from.
     required: An example without it cannot be scored.
-    treatment: Its group in the dataset config ('log', 'categorical', ...),
-      or 'unused' for a schema column the model does not read.
+    treatment: Its group in the dataset config ('log', 'categorical', ...:
+      a `treatments.Treatment.key`), or UNUSED for a schema column the
+      model does not read.
     vocabulary: Categorical features: the training vocabulary; else None.
   """
   name: str
@@ -229,17 +232,12 @@ def read(saved_model_dir: str) -> Contract:
 
 
 def _treatments(spec: features.DatasetSpec) -> Dict[str, str]:
+  """Column -> its treatment's key: its primary group's, else the first
+  extra encoding's."""
   treatment = {}
-  for group, names in (('log', spec.log_features),
-                       ('numeric', spec.numeric_features),
-                       ('bucket', spec.bucket_features),
-                       ('categorical', spec.categorical_features),
-                       ('integer_categorical',
-                        spec.integer_categorical_features)):
-    for name in names:
-      treatment[name] = group
-  for name, _ in spec.cyclical_features:
-    treatment.setdefault(name, 'cyclical')
+  for group in treatments.CONFIG_ORDER:
+    for name in spec.columns(group):
+      treatment.setdefault(name, group.key)
   return treatment
 
 
@@ -270,14 +268,13 @@ def build(spec: features.DatasetSpec, tf_transform_output: Any,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   raw_spec = tf_transform_output.raw_feature_spec()
   treatment = _treatments(spec)
-  vocabularies = set(spec.categorical_features +
-                     spec.integer_categorical_features)
+  vocabularies = set(spec.columns_with_output(treatments.VOCABULARY))
   feature_list = []
   for name in sorted(raw_spec):
     if name in spec.serving_excluded_columns:
       continue
     column = raw_spec[name]
-    dtype = _TF_DTYPES.get(column.dtype.name)
+    dtype = treatments.KIND_OF_DTYPE.get(column.dtype.name)
     if dtype is None:
       raise ValueError(f'Feature {name!r} has dtype {column.dtype.name}, '
                        'which a tf.Example cannot hold.')
@@ -289,7 +286,7 @@ def build(spec: features.DatasetSpec, tf_transform_output: Any,
           v.decode('utf-8') if isinstance(v, bytes) else str(v)
           for v in tf_transform_output.vocabulary_by_name(name))
     feature_list.append(Feature(name=name, dtype=dtype, required=required,
-                                treatment=treatment.get(name, 'unused'),
+                                treatment=treatment.get(name, UNUSED),
                                 vocabulary=vocabulary))
   return Contract(dataset=spec.name, task=spec.task, label=spec.label_key,
                   classes=tuple(spec.classes),

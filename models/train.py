@@ -38,6 +38,7 @@ from models import model_choice
 from models import model_config as config_lib
 from models import serving_contract
 from models import signatures
+from models import treatments
 from models import warm_start
 
 
@@ -59,10 +60,10 @@ def model_inputs(tf_transform_output: tft.TFTransformOutput,
       dense.append(name)
     else:
       categorical[name] = None
-  for key in spec.categorical_features + spec.integer_categorical_features:
+  for key in spec.columns_with_output(treatments.VOCABULARY):
     categorical[features.transformed_name(key)] = (
         tf_transform_output.vocabulary_size_by_name(key) + spec.oov_buckets)
-  for key in spec.bucket_features:
+  for key in spec.columns_with_output(treatments.BUCKETS):
     # num_buckets quantile buckets plus one for "missing".
     categorical[features.transformed_name(key)] = spec.num_buckets + 1
   unknown = sorted(k for k, v in categorical.items() if v is None)

@@ -61,6 +61,7 @@ from models import model as model_lib
 from models import model_choice
 from models import model_config as config_lib
 from models import serving_contract
+from models import treatments
 
 # Key of the warm start in the Trainer's custom_config['training'] (set by
 # pipeline.definition.config.WarmStart) and in training_info.json.
@@ -69,15 +70,12 @@ EMBEDDING_SUFFIX = '_embedding'
 WIDE_SUFFIX = '_wide'
 # tf.Transform names the captured boundaries of the n-th tft.bucketize call
 # of preprocessing_fn 'bucketize[_n]_apply_buckets_<id>'; preprocessing_fn
-# bucketizes `bucket_features` in the spec's order.
+# bucketizes the columns of the BUCKETS treatments in the registry's order
+# (`DatasetSpec.columns_with_output`).
 _BUCKETIZE_ARG = re.compile(r'bucketize(?:_(\d+))?_apply_buckets_\d+')
 _KERAS_METADATA = 'keras_metadata.pb'
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 _VARIABLE_VALUE = 'VARIABLE_VALUE'
-# The spec fields that say how a column is treated.
-_TREATMENTS = ('log_features', 'numeric_features', 'bucket_features',
-               'cyclical_features', 'categorical_features',
-               'integer_categorical_features')
 
 
 class Incompatible(ValueError):
@@ -326,13 +324,10 @@ def incompatibility(before: Optional[features.DatasetSpec],
 def _treatments(spec: features.DatasetSpec) -> Dict[str, str]:
   """Column -> its treatment(s), e.g. 'integer_categorical + cyclical 24'."""
   found: Dict[str, List[str]] = {}
-  for field in _TREATMENTS:
-    for entry in getattr(spec, field):
-      if field == 'cyclical_features':
-        column, period = entry
-        found.setdefault(column, []).append(f'cyclical {period}')
-      else:
-        found.setdefault(entry, []).append(field[:-len('_features')])
+  for treatment in treatments.CONFIG_ORDER:
+    for column, value in spec.entries(treatment):
+      found.setdefault(column, []).append(
+          treatment.key if value is None else f'{treatment.key} {value}')
   return {column: ' + '.join(kinds) for column, kinds in found.items()}
 
 
@@ -418,7 +413,7 @@ def _row_maps(source: Source, spec: features.DatasetSpec,
   before_output = tft.TFTransformOutput(source.transform_graph_uri)
   now_output = tft.TFTransformOutput(transform_output)
   rows: Dict[str, np.ndarray] = {}
-  for key in spec.categorical_features + spec.integer_categorical_features:
+  for key in spec.columns_with_output(treatments.VOCABULARY):
     before = before_output.vocabulary_by_name(key)
     now = now_output.vocabulary_by_name(key)
     widths = [model_lib.embedding_dim(len(v) + spec.oov_buckets)
@@ -440,10 +435,12 @@ def _row_maps(source: Source, spec: features.DatasetSpec,
         'new': sum(1 for t in now if t not in known),
         'gone': len(known - set(now))}
   # The previous spec's order names the previous graph's bucketize calls.
-  before_bounds = read_bucket_boundaries(source.transform_graph_uri,
-                                         source.dataset.bucket_features)
-  now_bounds = read_bucket_boundaries(transform_output, spec.bucket_features)
-  for key in spec.bucket_features:
+  before_bounds = read_bucket_boundaries(
+      source.transform_graph_uri,
+      source.dataset.columns_with_output(treatments.BUCKETS))
+  bucketized = spec.columns_with_output(treatments.BUCKETS)
+  now_bounds = read_bucket_boundaries(transform_output, bucketized)
+  for key in bucketized:
     rows[features.transformed_name(key)] = bucket_rows(
         before_bounds[key], now_bounds[key], spec.num_buckets)
     if not np.array_equal(before_bounds[key], now_bounds[key]):

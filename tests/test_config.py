@@ -12,6 +12,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from models import features
 from models import keras_choice
 from models import model as model_lib
+from models import treatments
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import evaluation
@@ -57,10 +58,8 @@ def test_taxi_requires_only_fare_and_payment_type():
   assert TAXI.required_features == ('fare', 'payment_type')
   optional = set(TAXI.feature_columns) - set(TAXI.required_features)
   # Every treatment keeps an optional feature (the serving tests rely on it).
-  for group in ('log_features', 'numeric_features', 'bucket_features',
-                'categorical_features', 'integer_categorical_features'):
-    assert optional & set(getattr(TAXI, group)), group
-  assert optional & {c for c, _ in TAXI.cyclical_features}
+  for treatment in treatments.TREATMENTS:
+    assert optional & set(TAXI.columns(treatment)), treatment.key
 
 
 def test_label_is_required_and_absent_at_serving():

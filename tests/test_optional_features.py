@@ -29,6 +29,7 @@ import pytest
 import tensorflow as tf
 
 from models import serving_contract
+from models import treatments
 from pipeline.definition import dataset_config
 from serving import batch
 from tests import model_server
@@ -36,13 +37,7 @@ from tests import pipeline_state
 
 pytestmark = pytest.mark.e2e
 SPEC = dataset_config.load_named('taxi').spec
-GROUPS = {
-    'log': SPEC.log_features, 'numeric': SPEC.numeric_features,
-    'bucket': SPEC.bucket_features,
-    'cyclical': tuple(c for c, _ in SPEC.cyclical_features),
-    'categorical': SPEC.categorical_features,
-    'integer_categorical': SPEC.integer_categorical_features,
-}
+GROUPS = {t.key: SPEC.columns(t) for t in treatments.TREATMENTS}
 OPTIONAL = {group: tuple(c for c in columns
                          if c not in SPEC.required_features)
             for group, columns in GROUPS.items()}

@@ -54,22 +54,17 @@ import yaml
 from models import decision as decision_lib
 from models import features
 from models import model_config
+from models import treatments
 from pipeline.definition import config as config_lib
 from pipeline.facts import files
 import schema as schema_lib
 
 CONFIG_FILE = files.DATASET_CONFIG_FILE
 
-# YAML group name -> DatasetSpec field.
-GROUPS = {
-    'log': 'log_features',
-    'numeric': 'numeric_features',
-    'bucket': 'bucket_features',
-    'categorical': 'categorical_features',
-    'integer_categorical': 'integer_categorical_features',
-}
-CYCLICAL = 'cyclical'
+# `columns:` holds a group per column treatment (models/treatments.py, its
+# `key`), then `ignored`.
 IGNORED = 'ignored'
+COLUMN_KEYS = tuple(t.key for t in treatments.CONFIG_ORDER) + (IGNORED,)
 ENCODING_KEYS = ('vocab_top_k', 'oov_buckets', 'num_buckets')
 TOP_LEVEL_KEYS = ('name', 'label', 'task', 'positive_label', 'classes',
                   'columns', 'required', 'slices', 'encoding', 'gate',
@@ -184,7 +179,7 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
     if not raw.get(key):
       raise ValueError(f'`{key}` is required.')
   columns = raw.get('columns') or {}
-  _no_unknown(columns, (*GROUPS, CYCLICAL, IGNORED), '`columns`')
+  _no_unknown(columns, COLUMN_KEYS, '`columns`')
   kwargs: Dict[str, Any] = {
       'name': str(raw['name']),
       'label_key': str(raw['label']),
@@ -195,14 +190,8 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
       'slice_features': _strings(raw.get('slices'), 'slices'),
       'required_features': _strings(raw.get('required'), 'required'),
   }
-  for group, field in GROUPS.items():
-    kwargs[field] = _strings(columns.get(group), f'columns.{group}')
-  cyclical = columns.get(CYCLICAL) or {}
-  if not isinstance(cyclical, dict):
-    raise ValueError('`columns.cyclical` maps a column to its period, e.g. '
-                     '{hour: 24}.')
-  kwargs['cyclical_features'] = tuple(
-      (str(k), _int(v, f'columns.cyclical.{k}')) for k, v in cyclical.items())
+  for treatment in treatments.CONFIG_ORDER:
+    kwargs[treatment.spec_field] = _group(columns, treatment)
   ignored = columns.get(IGNORED) or {}
   if isinstance(ignored, list):
     ignored = {str(c): '' for c in ignored}
@@ -255,11 +244,14 @@ def to_dict(config: DatasetConfig) -> Dict[str, Any]:
   """The YAML structure of a config (inverse of `parse`)."""
   spec = config.spec
   columns: Dict[str, Any] = {}
-  for group, field in GROUPS.items():
-    if getattr(spec, field):
-      columns[group] = list(getattr(spec, field))
-  if spec.cyclical_features:
-    columns[CYCLICAL] = {c: p for c, p in spec.cyclical_features}
+  for treatment in treatments.CONFIG_ORDER:
+    entries = spec.entries(treatment)
+    if not entries:
+      continue
+    if treatment.parameter is None:
+      columns[treatment.key] = [column for column, _ in entries]
+    else:
+      columns[treatment.key] = dict(entries)
   if spec.excluded_columns:
     columns[IGNORED] = {c: config.notes.get(c, '')
                         for c in spec.excluded_columns}
@@ -307,6 +299,21 @@ def dump(config: DatasetConfig, path: str, header: str = '') -> str:
   with open(path, 'w', encoding='utf-8') as f:
     f.write(comment + text)
   return path
+
+
+def _group(columns: Mapping[str, Any], treatment: treatments.Treatment
+           ) -> Tuple[Any, ...]:
+  """A treatment's `columns:` entry as its DatasetSpec field's value: a list
+  of columns, or a mapping {column: value} for one with a parameter."""
+  key = f'columns.{treatment.key}'
+  parameter = treatment.parameter
+  if parameter is None:
+    return _strings(columns.get(treatment.key), key)
+  values = columns.get(treatment.key) or {}
+  if not isinstance(values, dict):
+    raise ValueError(f'`{key}` maps a column to its {parameter.name}, e.g. '
+                     f'{parameter.example}.')
+  return tuple((str(k), _int(v, f'{key}.{k}')) for k, v in values.items())
 
 
 def _no_unknown(values: Any, known: Tuple[str, ...], where: str) -> None:

@@ -45,7 +45,7 @@ import jinja2
 import tensorflow_model_analysis as tfma
 
 from models import features
-from pipeline.definition import dataset_config
+from models import treatments
 from pipeline.facts import components as component_ids
 from pipeline.facts import files
 from pipeline.facts import metadata_location
@@ -265,14 +265,16 @@ def _evaluation_section(run: run_model.Run,
 
 def feature_groups(spec: features.DatasetSpec) -> Dict[str, Tuple[str, ...]]:
   """The model's input columns by treatment, as the dataset config groups
-  them."""
-  groups = {group: tuple(getattr(spec, field))
-            for group, field in dataset_config.GROUPS.items()
-            if getattr(spec, field)}
-  if spec.cyclical_features:
-    groups[dataset_config.CYCLICAL] = tuple(
-        f'{column} (period {period})'
-        for column, period in spec.cyclical_features)
+  them; a treatment's parameter beside each column ('hour (period 24)')."""
+  groups = {}
+  for treatment in treatments.CONFIG_ORDER:
+    parameter = treatment.parameter
+    entries = spec.entries(treatment)
+    if entries:
+      groups[treatment.key] = tuple(
+          column if parameter is None
+          else f'{column} ({parameter.name} {value})'
+          for column, value in entries)
   return groups
 
 

@@ -19,6 +19,7 @@ from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from models import keras_choice
+from models import treatments
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import draft_request as draft_lib
@@ -149,8 +150,8 @@ def describe_draft(drafted: dataset_config.DatasetConfig) -> str:
   lines = [f'Label {spec.label_key!r}, task {spec.task}' + (
       f', classes {", ".join(spec.classes)}' if spec.is_classification
       else '')]
-  groups = {c: group for group, field in dataset_config.GROUPS.items()
-            for c in getattr(spec, field)}
+  groups = {c: treatment.key for treatment in treatments.PRIMARY
+            for c in spec.columns(treatment)}
   groups.update({c: 'ignored' for c in spec.excluded_columns})
   for column, group in groups.items():
     note = drafted.notes.get(column, '')

@@ -53,6 +53,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from models import features
+from models import treatments
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.facts import kinds
@@ -117,7 +118,7 @@ _STATS_KINDS = {
 _SCHEMA_KINDS = {schema_pb2.INT: _INT, schema_pb2.FLOAT: _FLOAT,
                  schema_pb2.BYTES: _BYTES}
 _SCHEMA_TYPES = {kind: type_ for type_, kind in _SCHEMA_KINDS.items()}
-_IGNORED = 'ignored'
+_IGNORED = dataset_config.IGNORED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +241,7 @@ def draft(statistics: statistics_pb2.DatasetFeatureStatisticsList,
       label_column, task, tuple(positive_label), tuple(label_classes))
 
   groups: Dict[str, List[str]] = {group: [] for group in
-                                  (*dataset_config.GROUPS, _IGNORED)}
+                                  dataset_config.COLUMN_KEYS}
   notes: Dict[str, str] = {label: label_note}
   for column in columns.values():
     if column.name == label:
@@ -254,8 +255,8 @@ def draft(statistics: statistics_pb2.DatasetFeatureStatisticsList,
       label_positive_values=positives, label_classes=classes,
       excluded_columns=tuple(groups[_IGNORED]),
       slice_features=_slices(columns, groups),
-      **{field: tuple(groups[group])
-         for group, field in dataset_config.GROUPS.items()})
+      **{treatment.spec_field: tuple(groups[treatment.key])
+         for treatment in treatments.TREATMENTS})
   num_rows = sum(dataset.num_examples for dataset in statistics.datasets)
   config = dataset_config.DatasetConfig(
       spec=spec, notes=notes,
@@ -401,15 +402,15 @@ def _treatment(column: _Column) -> Tuple[str, str]:
         f'{_number(column.maximum)} spread evenly over {column.with_value} '
         'rows (a row number)')
   if column.kind == _INT and column.int_range <= INTEGER_CODES_MAX_VALUES:
-    return 'integer_categorical', (
+    return treatments.INTEGER_CATEGORICAL.key, (
         f'integer codes, at most {column.int_range} distinct values '
         f'({_number(column.minimum)} to {_number(column.maximum)})')
   if (column.minimum >= 0 and column.std > 0 and
       column.mean - column.median > LOG_MIN_SKEW * column.std):
-    return 'log', (
+    return treatments.LOG.key, (
         f'log-scaled: non-negative, right-skewed (mean {_number(column.mean)}'
         f' > median {_number(column.median)})')
-  return 'numeric', (
+  return treatments.NUMERIC.key, (
       f'numeric: {column.kind.lower()} values from {_number(column.minimum)} '
       f'to {_number(column.maximum)} (median {_number(column.median)})')
 
@@ -429,7 +430,8 @@ def _text_treatment(column: _Column) -> Tuple[str, str]:
   if ratio > FREE_TEXT_MIN_UNIQUE_RATIO and column.unique >= (
       FREE_TEXT_MIN_UNIQUE):
     return _IGNORED, f'free text: {counted}'
-  return 'categorical', f'categorical: {column.distinct} distinct values'
+  return treatments.CATEGORICAL.key, (
+      f'categorical: {column.distinct} distinct values')
 
 
 def _is_row_number(column: _Column) -> bool:
@@ -458,11 +460,14 @@ def _empty_note(column: _Column) -> str:
 
 def _slices(columns: Dict[str, _Column],
             groups: Dict[str, List[str]]) -> Tuple[str, ...]:
-  """Up to MAX_SLICES low-cardinality categoricals, fewest values first."""
+  """Up to MAX_SLICES low-cardinality categoricals (vocabulary-encoded
+  columns), fewest values first."""
+  vocabulary = [name for treatment in treatments.TREATMENTS
+                if treatment.output == treatments.VOCABULARY
+                for name in groups[treatment.key]]
   candidates = [
       (columns[name].distinct, position, name)
-      for position, name in enumerate(
-          groups['categorical'] + groups['integer_categorical'])
+      for position, name in enumerate(vocabulary)
       if SLICE_MIN_VALUES <= columns[name].distinct <= SLICE_MAX_VALUES]
   return tuple(name for _, _, name in sorted(candidates)[:MAX_SLICES])
 
@@ -606,7 +611,9 @@ def _schema(inferred: schema_pb2.Schema, columns: Dict[str, _Column],
   for name, column in columns.items():
     if name not in known:
       schema.feature.add(name=name, type=_SCHEMA_TYPES[column.kind])
-  categorical = set(spec.categorical_features)
+  # SchemaGen infers string domains of text columns only, so of the
+  # vocabulary-encoded columns those are the categorical ones.
+  categorical = set(spec.columns_with_output(treatments.VOCABULARY))
   excluded = set(spec.excluded_columns)
   for feature in schema.feature:
     column = columns.get(feature.name)
