@@ -410,7 +410,7 @@ class BudgetedTuner(keras_tuner.engine.base_tuner.BaseTuner):
       batch = self.data.eval().take(1)
       model.fit(batch, verbose=0)
       model.evaluate(batch, verbose=0)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # The trials meet the same error and record it.
       logging.warning('Tuning warm-up failed (%s: %s); the trials will '
                       'report it.', type(e).__name__, e)

@@ -28,7 +28,6 @@ class AirflowRun:
 
 
 def run_airflow_dag(root: pathlib.Path) -> AirflowRun:
-  # pylint: disable-next=g-import-not-at-top
   from tests import test_airflow_runner as t
   default_home = pathlib.Path.home() / 'airflow'
   existed = default_home.exists()
@@ -87,7 +86,6 @@ class SqlRuns:
 
 def _runner(args: Sequence[str], env: Optional[Dict[str, str]] = None
             ) -> subprocess.CompletedProcess:
-  # pylint: disable-next=g-import-not-at-top
   from tests import conftest
   return subprocess.run([sys.executable, str(conftest.LOCAL_RUNNER), *args,
                          *conftest.NO_MLFLOW],
@@ -102,14 +100,12 @@ METADATA_DATABASE = 'mlmd_e2e'
 
 def run_sql(root: pathlib.Path) -> SqlRuns:
   """The table, a first run and an unchanged re-run, MLMD in MariaDB."""
-  # pylint: disable=g-import-not-at-top
   from pipeline.facts import metadata_location
   from tests import conftest
   from tests import mariadb_server
   from tests import pipeline_state
   from tests import postgres_server
   from tests import test_sql_source as t
-  # pylint: enable=g-import-not-at-top
   output_dir = root / 'outputs'
   with postgres_server.running() as server, \
       mariadb_server.running() as mariadb:

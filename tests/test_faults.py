@@ -43,7 +43,7 @@ FRESH_IN_KILLED_RUN = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen',
 def _component_executions(store, component_id: str
                           ) -> List[metadata_store_pb2.Execution]:
   return [e for e in store.get_executions()
-          if robustness._node_of(store, e) == component_id]  # pylint: disable=protected-access
+          if robustness._node_of(store, e) == component_id]
 
 
 def _artifacts(store, execution_id: int, event_type) -> Dict[int, object]:

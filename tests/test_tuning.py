@@ -141,7 +141,7 @@ def test_the_same_seed_proposes_the_same_trials(tmp_path):
     oracle = tuning.BudgetedOracle(
         tuning.objective_for(features.BINARY), 4,
         tuning.search_space(defaults), tuning.Deadline(1e6), seed=0)
-    oracle._set_project_dir(str(tmp_path), name)  # pylint: disable=protected-access
+    oracle._set_project_dir(str(tmp_path), name)
     # One tuner id per trial: each asks for a new one without ending any.
     return [oracle.create_trial(f'tuner{i}').hyperparameters.values
             for i in range(4)]
@@ -217,7 +217,7 @@ def test_no_trial_starts_that_would_not_fit_in_the_time_left(tmp_path):
       tuning.search_space(hp_lib.default_values(DEFAULT_MODEL,
                                                 DEFAULT_BATCH)),
       tuning.Deadline(100.0, lambda: now[0]), seed=0)
-  oracle._set_project_dir(str(tmp_path), 'oracle')  # pylint: disable=protected-access
+  oracle._set_project_dir(str(tmp_path), 'oracle')
   running = keras_tuner.engine.trial.TrialStatus.RUNNING
   assert oracle.create_trial('a').status == running
   oracle.trial_seconds.extend([30.0, 10.0])  # Two trials, 20 s on average.

@@ -508,7 +508,6 @@ def test_without_spans_the_fingerprint_is_exampleGens_own(e2e_run, tmp_path):
   The copy's files have other modification times, so ExampleGen would see
   other data, and the run would start from the sample's blessed model.
   """
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import run_model as runs
   store = runs.open_store(e2e_run.metadata_path)
   blessed = list(runs.blessed_models(store, PIPELINE_NAME))
@@ -539,7 +538,6 @@ def test_without_spans_the_fingerprint_is_exampleGens_own(e2e_run, tmp_path):
 
 
 def _span_runs_read(span_runs):
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import summary as run_summary
   store = run_model.open_store(str(span_runs.output_dir / 'metadata.sqlite'))
   runs = [run_model.read_run(store, context, PIPELINE_NAME)
@@ -629,7 +627,6 @@ def test_a_rerun_of_span_2_names_the_same_model_so_it_stays_cached(
 
 
 def test_the_summary_and_the_report_show_the_warm_start():
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import report
   from pipeline.inspection import summary as run_summary
   note = 'none, started cold: the task differs: regression before, binary now'
