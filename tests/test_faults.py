@@ -23,7 +23,7 @@ from typing import List
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from models import model_config
+from models import model_config as model_config_lib
 from models import train
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
@@ -124,7 +124,7 @@ def test_partial_model_is_never_consumed(useless_model_rerun):
 
 def _training_info(output_dir, execution_id: int) -> Dict:
   path = (output_dir / 'pipeline_root' / 'Trainer' / 'model_run' /
-          str(execution_id) / model_config.TRAINING_INFO_FILE)
+          str(execution_id) / model_config_lib.TRAINING_INFO_FILE)
   return json.loads(path.read_text())
 
 

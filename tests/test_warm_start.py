@@ -34,12 +34,12 @@ from tensorflow_transform.tf_metadata import schema_utils
 from models import checkpoints
 from models import features
 from models import model as model_lib
-from models import model_config
+from models import model_config as model_config_lib
 from models import preprocessing
 from models import train
 from models import warm_start
 from pipeline import flags as cli
-from pipeline.definition import config as pipeline_config
+from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.inspection import run_model
 from pipeline.local import warm_start_source
@@ -50,7 +50,7 @@ SPEC = features.DatasetSpec(
     name='tiny', label_key='y', categorical_features=('color',),
     integer_categorical_features=('area',), bucket_features=('lat',),
     num_buckets=4, oov_buckets=3)
-CONFIG = model_config.ModelConfig(hidden_units=(8, 4), dropout=0.0)
+CONFIG = model_config_lib.ModelConfig(hidden_units=(8, 4), dropout=0.0)
 SPEC_TAXI = dataset_config.load_named('taxi').spec
 RAW_SPEC = {
     'color': tf.io.VarLenFeature(tf.string),
@@ -99,7 +99,7 @@ def _analyze(rows, out: pathlib.Path, tmp: str) -> tft.TFTransformOutput:
 
 
 def _build(output: tft.TFTransformOutput,
-           config: model_config.ModelConfig = CONFIG) -> tf.keras.Model:
+           config: model_config_lib.ModelConfig = CONFIG) -> tf.keras.Model:
   dense, categorical = train.model_inputs(output, SPEC)
   return model_lib.build_model(dense, categorical, config)
 
@@ -432,7 +432,7 @@ def test_spans_start_from_the_latest_blessed_model_of_an_earlier_span():
   newest_first = [_blessed('r4', 3, 'f3'), _blessed('r3', 2, 'f2b'),
                   _blessed('r2', 2, 'f2'), _blessed('r1', 1, 'f1')]
   warm = warm_start_source.choose(newest_first, span=3, fingerprint='f3')
-  assert warm == pipeline_config.WarmStart(
+  assert warm == config_lib.WarmStart(
       resolved=True, model_uri='pipeline_root/Trainer/model/3/Format-Serving',
       transform_graph_uri='pipeline_root/Transform/transform_graph/3', run_id='r3',
       span=2, dataset=SPEC, model=CONFIG)
@@ -488,10 +488,10 @@ def test_the_flag_asks_and_only_a_resolved_warm_start_reaches_the_trainer():
   # Off: the Trainer's config, and so its cache key, is as before.
   assert 'warm_start' not in config().training.trainer_custom_config()
   asked = config('--warm-start').training
-  assert asked.warm_start == pipeline_config.WarmStart()
+  assert asked.warm_start == config_lib.WarmStart()
   with pytest.raises(ValueError, match='--warm-start must be resolved'):
     asked.trainer_custom_config()
-  resolved = pipeline_config.WarmStart(
+  resolved = config_lib.WarmStart(
       resolved=True, model_uri='/m', run_id='r', span=1, dataset=SPEC,
       model=CONFIG)
   custom = dataclasses.replace(asked, warm_start=resolved
