@@ -95,8 +95,8 @@ def write_replicated_csv(rows: int, path: pathlib.Path) -> pathlib.Path:
 
 def _as_list_array(column):
   """A pyarrow column as the list array a tf.Example feature needs."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import pyarrow as pa
   column = column.combine_chunks()
   if pa.types.is_null(column.type) or pa.types.is_string(column.type):
     column = column.cast(pa.binary())
@@ -111,11 +111,9 @@ def _as_list_array(column):
 
 def example_gen_floor(csv_path: pathlib.Path) -> float:
   """Rows/s of pyarrow's CSV reader plus tfx-bsl's tf.Example encoder."""
-  # pylint: disable=g-import-not-at-top
   import pyarrow as pa
   from pyarrow import csv as pa_csv
   from tfx_bsl.coders import example_coder
-  # pylint: enable=g-import-not-at-top
   start = time.monotonic()
   table = pa_csv.read_csv(str(csv_path))
   encoder = example_coder.RecordBatchToExamplesEncoder()
@@ -130,10 +128,8 @@ def example_gen_floor(csv_path: pathlib.Path) -> float:
 
 def statistics_gen_floor(csv_path: pathlib.Path) -> float:
   """Rows/s of TFDV's in-memory statistics over the same table (no Beam)."""
-  # pylint: disable=g-import-not-at-top
   from pyarrow import csv as pa_csv
   import tensorflow_data_validation as tfdv
-  # pylint: enable=g-import-not-at-top
   start = time.monotonic()
   frame = pa_csv.read_csv(str(csv_path)).to_pandas()
   tfdv.generate_statistics_from_dataframe(frame, n_jobs=1)
@@ -142,7 +138,7 @@ def statistics_gen_floor(csv_path: pathlib.Path) -> float:
 
 def split_counts(run: run_model.Run) -> Dict[str, int]:
   """Examples per split, from StatisticsGen's output."""
-  from pipeline.inspection import summary  # pylint: disable=g-import-not-at-top
+  from pipeline.inspection import summary
   statistics = run.component(component_ids.STATISTICS_GEN).output('statistics')
   return {split: int(stats.datasets[0].num_examples)
           for split, stats in summary.load_statistics(statistics).items()}
@@ -150,7 +146,7 @@ def split_counts(run: run_model.Run) -> Dict[str, int]:
 
 def evaluator_count(run: run_model.Run) -> Optional[int]:
   """The Evaluator's overall example_count, if it ran."""
-  from pipeline.inspection import summary  # pylint: disable=g-import-not-at-top
+  from pipeline.inspection import summary
   if not run.evaluation_uri:
     return None
   overall, _ = summary.read_metrics(run.evaluation_uri)

@@ -96,7 +96,7 @@ def two_versions(output_dir: pathlib.Path, share: float,
   (work / 'serving_labels.json').write_text(json.dumps(
       {'stable': stable, 'canary': canary, 'retired': {}}))
   port = _free_port()
-  log = open(work / 'server.log', 'w')  # pylint: disable=consider-using-with
+  log = open(work / 'server.log', 'w')
   process = subprocess.Popen(
       [sys.executable, '-m', 'serving', '--output-dir', str(work), '--port',
        str(port), '--canary-share', str(share)], stdout=log,

@@ -54,7 +54,7 @@ from tfx.components.trainer import fn_args_utils
 
 from models import data_input
 from models import features
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 
 # Rows per batch while YDF reads the training split: it reads the split
 # once, into memory, so larger batches only mean fewer TensorFlow steps.
@@ -108,7 +108,7 @@ def feature_usages(dense: Sequence[str], categorical: Mapping[str, int]
            for name in sorted(categorical)])
 
 
-def build_forest(config: config_lib.GbtConfig, task: str,
+def build_forest(config: model_config_lib.GbtConfig, task: str,
                  dense: Sequence[str], categorical: Mapping[str, int], *,
                  seed: int, num_threads: Optional[int] = None,
                  max_seconds: Optional[float] = None) -> Any:
@@ -272,7 +272,7 @@ def forest_info(forest: Any) -> Dict[str, Any]:
 
 
 def start(fn_args: fn_args_utils.FnArgs, spec: features.DatasetSpec,
-          config: config_lib.ModelConfig,
+          config: model_config_lib.ModelConfig,
           tf_transform_output: tft.TFTransformOutput, dense: Sequence[str],
           categorical: Mapping[str, int], seed: int,
           num_threads: Optional[int] = None) -> 'Background':

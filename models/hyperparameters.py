@@ -33,7 +33,7 @@ from typing import Optional
 from typing import Sequence
 from typing import Tuple
 
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 
 # The settings searched, by their KerasTuner names.
 HIDDEN_UNITS = 'hidden_units'
@@ -107,7 +107,7 @@ def parse_units(text: str) -> Tuple[int, ...]:
   return units
 
 
-def default_values(model: config_lib.ModelConfig,
+def default_values(model: model_config_lib.ModelConfig,
                    per_replica_batch_size: int) -> Dict[str, Any]:
   """The configured settings as tuner values: the first trial's."""
   return {
@@ -119,7 +119,7 @@ def default_values(model: config_lib.ModelConfig,
   }
 
 
-def gbt_default_values(model: config_lib.ModelConfig) -> Dict[str, Any]:
+def gbt_default_values(model: model_config_lib.ModelConfig) -> Dict[str, Any]:
   """The configured trees' settings as tuner values: the first trial's."""
   gbt = model.gbt
   return {
@@ -131,9 +131,9 @@ def gbt_default_values(model: config_lib.ModelConfig) -> Dict[str, Any]:
   }
 
 
-def apply(values: Mapping[str, Any], model: config_lib.ModelConfig,
+def apply(values: Mapping[str, Any], model: model_config_lib.ModelConfig,
           per_replica_batch_size: int
-          ) -> Tuple[config_lib.ModelConfig, int]:
+          ) -> Tuple[model_config_lib.ModelConfig, int]:
   """The settings with tuned values in place of the configured ones.
 
   Args:

@@ -42,7 +42,7 @@ def require_legacy_keras() -> None:
 
   Also keeps AutoGraph out of tf-keras' own code (`skip_autograph_of_keras`).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   if not tf.keras.__name__.startswith('tf_keras'):
     raise RuntimeError(
         f'tf.keras is {tf.keras.__name__}, but this project needs tf-keras. '
@@ -66,7 +66,6 @@ def skip_autograph_of_keras() -> None:
   `preprocessing_fn`, a custom layer, a signature) is still converted.
   Idempotent.
   """
-  # pylint: disable-next=g-import-not-at-top
   from tensorflow.python.autograph.core import config as autograph_config
   for package in _GRAPH_MODE_PACKAGES:
     rules = autograph_config.CONVERSION_RULES

@@ -22,8 +22,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from models import features
-from models import model_config
-from models.model_config import ModelConfig
+from models import model_config as model_config_lib
 
 
 def _zero(tensor: tf.Tensor) -> tf.Tensor:
@@ -68,7 +67,7 @@ BINARY_HEAD = Head()
 
 def build_model(dense_features: Sequence[str],
                 categorical_cardinalities: Mapping[str, int],
-                config: ModelConfig = model_config.DEFAULT,
+                config: model_config_lib.ModelConfig = model_config_lib.DEFAULT,
                 head: Head = BINARY_HEAD) -> tf.keras.Model:
   """Builds and compiles the model.
 

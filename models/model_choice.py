@@ -46,15 +46,15 @@ from typing import Tuple
 import numpy as np
 
 from models import eval_split
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 
 # The key of the choice in training_info.json.
 KEY = 'model_choice'
 # The mean of the DNN's and the trees' predictions (auto only).
 ENSEMBLE = 'ensemble'
-CHOICES = (config_lib.DNN, config_lib.GBT, ENSEMBLE)
-FAMILY_NAMES = {config_lib.DNN: 'wide-and-deep DNN',
-                config_lib.GBT: 'gradient-boosted trees',
+CHOICES = (model_config_lib.DNN, model_config_lib.GBT, ENSEMBLE)
+FAMILY_NAMES = {model_config_lib.DNN: 'wide-and-deep DNN',
+                model_config_lib.GBT: 'gradient-boosted trees',
                 ENSEMBLE: 'the mean of the DNN and the trees'}
 
 
@@ -80,8 +80,8 @@ class Choice:
   eval_rows: int = 0
 
   def __post_init__(self) -> None:
-    if self.requested not in config_lib.FAMILIES:
-      raise ValueError(f'requested must be one of {config_lib.FAMILIES}, '
+    if self.requested not in model_config_lib.FAMILIES:
+      raise ValueError(f'requested must be one of {model_config_lib.FAMILIES}, '
                        f'got {self.requested!r}.')
     if self.chosen not in CHOICES:
       raise ValueError(f'chosen must be one of {", ".join(CHOICES)}, got '
@@ -95,13 +95,13 @@ class Choice:
   @property
   def needs_forest_ops(self) -> bool:
     """The kept model holds trees: loading it needs TF-DF's ops."""
-    return self.chosen in (config_lib.GBT, ENSEMBLE)
+    return self.chosen in (model_config_lib.GBT, ENSEMBLE)
 
   def note(self) -> str:
     """One line: 'ensemble, chosen by auto: eval log_loss 0.2801 (dnn
     0.3012, gbt 0.3101)'."""
     score = self.scores.get(self.chosen, float('nan'))
-    how = ('chosen by auto' if self.requested == config_lib.AUTO else
+    how = ('chosen by auto' if self.requested == model_config_lib.AUTO else
            f'as configured ({self.requested})')
     line = f'{self.chosen}, {how}: eval {self.metric} {score:.4f}'
     if self.others:

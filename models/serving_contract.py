@@ -243,7 +243,6 @@ def _treatments(spec: features.DatasetSpec) -> Dict[str, str]:
 
 def output_names(task: str) -> Tuple[str, ...]:
   """What `serving_default` returns for a task (models/signatures.py)."""
-  # pylint: disable=g-import-not-at-top
   from models import signatures  # Imports TensorFlow: only when writing.
   if task == features.REGRESSION:
     return (signatures.OUTPUTS,)
@@ -265,7 +264,7 @@ def build(spec: features.DatasetSpec, tf_transform_output: Any,
     decision: Binary models: the decision threshold the Trainer chose.
     choice: The model family the Trainer kept (`model_choice.Choice`).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   raw_spec = tf_transform_output.raw_feature_spec()
   treatment = _treatments(spec)
   vocabularies = set(spec.columns_with_output(treatments.VOCABULARY))
@@ -310,7 +309,7 @@ def write(serving_model_dir: str, spec: features.DatasetSpec,
 
   The file is the same for the same model (sorted keys, no timestamps).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   contract = build(spec, tf_transform_output, decision, choice)
   folder = os.path.join(serving_model_dir, ASSETS_EXTRA)
   tf.io.gfile.makedirs(folder)

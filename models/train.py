@@ -35,7 +35,7 @@ from models import hyperparameters as hp_lib
 from models import keras_choice
 from models import model as model_lib
 from models import model_choice
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 from models import serving_contract
 from models import signatures
 from models import treatments
@@ -96,7 +96,7 @@ def _write_training_info(model_run_dir: str,
       **(extra or {}),
   }
   with tf.io.gfile.GFile(os.path.join(model_run_dir,
-                                      config_lib.TRAINING_INFO_FILE),
+                                      model_config_lib.TRAINING_INFO_FILE),
                          'w') as f:
     json.dump(info, f, indent=2)
 
@@ -200,7 +200,8 @@ def label_moments(files: List[str], data_accessor: fn_args_utils.DataAccessor,
 
 
 def train_dnn(fn_args: fn_args_utils.FnArgs, spec: features.DatasetSpec,
-              training: Dict[str, Any], model_config: config_lib.ModelConfig,
+              training: Dict[str, Any],
+              model_config: model_config_lib.ModelConfig,
               strategy: tf.distribute.Strategy, train_ds: tf.data.Dataset,
               eval_ds: tf.data.Dataset, dense: List[str],
               categorical: Dict[str, int],
@@ -244,7 +245,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   keras_choice.require_legacy_keras()
   spec = features.DatasetSpec.from_dict(fn_args.custom_config['dataset'])
   training = fn_args.custom_config['training']
-  model_config = config_lib.ModelConfig.from_dict(training['model'])
+  model_config = model_config_lib.ModelConfig.from_dict(training['model'])
   per_replica_batch = int(training['per_replica_batch_size'])
   # With --tune: the Tuner's best settings replace the configured ones.
   tuned = hp_lib.values_of(fn_args.hyperparameters)
@@ -278,14 +279,14 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   trained: Dict[str, tf.keras.Model] = {}
   info: Dict[str, Any] = {'hyperparameters': tuned}
   if model_config.trains_dnn:
-    trained[config_lib.DNN], dnn_info = train_dnn(
+    trained[model_config_lib.DNN], dnn_info = train_dnn(
         fn_args, spec, training, model_config, strategy, train_ds, eval_ds,
         dense, categorical, tf_transform_output)
     info.update(dnn_info)
   if trees is not None:
     forest = trees.result()
-    trained[config_lib.GBT] = forest.model
-    info[config_lib.GBT] = forest.info
+    trained[model_config_lib.GBT] = forest.model
+    info[model_config_lib.GBT] = forest.info
   # Wall and CPU seconds of the training, both families together: with
   # auto, CPU above wall is the cores the two used side by side.
   info['training_seconds'] = {

@@ -63,7 +63,7 @@ from models import gbt
 from models import hyperparameters as hp_lib
 from models import keras_choice
 from models import model as model_lib
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 from models import train as train_lib
 
 # The eval-split metric each task is tuned on, and which way is better:
@@ -286,7 +286,7 @@ class BudgetedTuner(keras_tuner.engine.base_tuner.BaseTuner):
   """
 
   def __init__(self, oracle: BudgetedOracle, data: TrialData,
-               model: config_lib.ModelConfig, per_replica_batch_size: int,
+               model: model_config_lib.ModelConfig, per_replica_batch_size: int,
                steps: int, seed: int,
                strategy: Optional[tf.distribute.Strategy] = None,
                directory: Optional[str] = None):
@@ -410,7 +410,7 @@ class BudgetedTuner(keras_tuner.engine.base_tuner.BaseTuner):
       batch = self.data.eval().take(1)
       model.fit(batch, verbose=0)
       model.evaluate(batch, verbose=0)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # The trials meet the same error and record it.
       logging.warning('Tuning warm-up failed (%s: %s); the trials will '
                       'report it.', type(e).__name__, e)
@@ -483,7 +483,7 @@ class GbtTuner(BudgetedTuner):
   """
 
   def __init__(self, oracle: BudgetedOracle, data: GbtTrialData,
-               model: config_lib.ModelConfig, per_replica_batch_size: int,
+               model: model_config_lib.ModelConfig, per_replica_batch_size: int,
                seed: int, directory: Optional[str] = None):
     super().__init__(oracle, data, model, per_replica_batch_size,
                      steps=model.gbt.num_trees, seed=seed,
@@ -525,7 +525,7 @@ class GbtTuner(BudgetedTuner):
     """Nothing to warm up: no Keras training loop is traced."""
 
 
-def build_tuner(data: TrialData, task: str, model: config_lib.ModelConfig,
+def build_tuner(data: TrialData, task: str, model: model_config_lib.ModelConfig,
                 per_replica_batch_size: int, *, max_trials: int,
                 steps_per_trial: int, deadline: Deadline, seed: int,
                 directory: str,
@@ -540,7 +540,7 @@ def build_tuner(data: TrialData, task: str, model: config_lib.ModelConfig,
                        directory=directory)
 
 
-def build_gbt_tuner(data: GbtTrialData, model: config_lib.ModelConfig,
+def build_gbt_tuner(data: GbtTrialData, model: model_config_lib.ModelConfig,
                     per_replica_batch_size: int, *, max_trials: int,
                     deadline: Deadline, seed: int, directory: str
                     ) -> GbtTuner:
@@ -565,7 +565,7 @@ def tuner_fn(fn_args: fn_args_utils.FnArgs) -> tuner_component.TunerFnResult:
   keras_choice.require_legacy_keras()
   spec = features.DatasetSpec.from_dict(fn_args.custom_config['dataset'])
   training = fn_args.custom_config['training']
-  model = config_lib.ModelConfig.from_dict(training['model'])
+  model = model_config_lib.ModelConfig.from_dict(training['model'])
   per_replica_batch = int(training['per_replica_batch_size'])
   seed = int(training['seed'])
   tf.keras.utils.set_random_seed(seed)
@@ -587,7 +587,7 @@ def tuner_fn(fn_args: fn_args_utils.FnArgs) -> tuner_component.TunerFnResult:
         label, eval_batch, shuffle=False, num_epochs=1)
     return dataset.take(eval_steps) if eval_steps else dataset
 
-  if model.family == config_lib.GBT:
+  if model.family == model_config_lib.GBT:
     inputs = sorted(dense) + sorted(categorical)
 
     def train_once() -> tf.data.Dataset:

@@ -59,7 +59,7 @@ from tf_keras.protobuf import saved_metadata_pb2
 from models import features
 from models import model as model_lib
 from models import model_choice
-from models import model_config as config_lib
+from models import model_config as model_config_lib
 from models import serving_contract
 from models import treatments
 
@@ -100,7 +100,7 @@ class Source:
   run_id: str = ''
   span: Optional[int] = None
   dataset: Optional[features.DatasetSpec] = None
-  model: Optional[config_lib.ModelConfig] = None
+  model: Optional[model_config_lib.ModelConfig] = None
   none_because: str = ''
 
   @classmethod
@@ -112,7 +112,7 @@ class Source:
         run_id=values.get('run_id') or '',
         span=values.get('span'),
         dataset=features.DatasetSpec.from_dict(dataset) if dataset else None,
-        model=config_lib.ModelConfig.from_dict(model) if model else None,
+        model=model_config_lib.ModelConfig.from_dict(model) if model else None,
         none_because=values.get('none_because') or '')
 
   @property
@@ -185,7 +185,7 @@ class Outcome:
 
 def warm_start(model: tf.keras.Model, source: Source,
                spec: features.DatasetSpec,
-               model_config: config_lib.ModelConfig,
+               model_config: model_config_lib.ModelConfig,
                transform_output: str) -> Outcome:
   """Copies the source model's weights into `model`, or leaves it cold.
 
@@ -204,8 +204,8 @@ def warm_start(model: tf.keras.Model, source: Source,
                    'no earlier blessed model')
   outcome = Outcome(source)
   family = model_family(source.model_uri)
-  if family in (config_lib.GBT, model_choice.ENSEMBLE):
-    what = ('gradient-boosted trees' if family == config_lib.GBT else
+  if family in (model_config_lib.GBT, model_choice.ENSEMBLE):
+    what = ('gradient-boosted trees' if family == model_config_lib.GBT else
             'the mean of a DNN and gradient-boosted trees')
     outcome.cold_because = (f'{source.described} is {what} '
                             '(models/model_choice.py): only a DNN\'s weights '
@@ -237,7 +237,8 @@ def warm_start(model: tf.keras.Model, source: Source,
 
 
 def apply(model: tf.keras.Model, training: Mapping[str, Any],
-          spec: features.DatasetSpec, model_config: config_lib.ModelConfig,
+          spec: features.DatasetSpec,
+          model_config: model_config_lib.ModelConfig,
           transform_output: str) -> Dict[str, Any]:
   """Warm-starts `model` if the Trainer's custom_config['training'] asks.
 
@@ -277,8 +278,8 @@ def model_family(saved_model_dir: str) -> Optional[str]:
 
 def incompatibility(before: Optional[features.DatasetSpec],
                     now: features.DatasetSpec,
-                    before_model: Optional[config_lib.ModelConfig],
-                    now_model: config_lib.ModelConfig) -> str:
+                    before_model: Optional[model_config_lib.ModelConfig],
+                    now_model: model_config_lib.ModelConfig) -> str:
   """Why a model trained with `before` cannot seed one with `now`; ''.
 
   Layer sizes are compared on the weights themselves (`planned_weights`),

@@ -1,3 +1,5 @@
-"""The TFX pipeline: definition, custom components, local run-time, inspection
-and cloud, one subpackage per concern. See docs/design.md for the import rules.
+"""The TFX pipeline, one subpackage per concern: shared facts, the
+definition, custom components, the input check, the local and Airflow
+run-times (and the node launch they share), inspection, MLflow tracking and
+cloud. See docs/design.md for the import rules.
 """

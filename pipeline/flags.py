@@ -22,7 +22,7 @@ from typing import Sequence
 from typing import Tuple
 
 from models import features
-from models import model_config as model_lib
+from models import model_config as model_config_lib
 from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import draft_request as draft_lib
@@ -135,13 +135,14 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     gate.add_argument(flag, dest=field, type=kind, default=None,
                       help=f'{text} (default: {getattr(config_lib.GateConfig, field)}'
                       ' unless the dataset config sets it).')
-  parser.add_argument('--model', default=None, choices=model_lib.FAMILIES,
+  parser.add_argument('--model', default=None,
+                      choices=model_config_lib.FAMILIES,
                       help='Model family: dnn (the wide-and-deep network), '
                       'gbt (gradient-boosted trees) or auto (both, side by '
                       'side; the DNN, the trees or their mean, whichever '
                       'scores best on the eval split, is kept). '
                       'Default: the dataset config\'s `model:`, else '
-                      f'{model_lib.DEFAULT_FAMILY}.')
+                      f'{model_config_lib.DEFAULT_FAMILY}.')
   parser.add_argument('--drop-all-features', action='store_true',
                       help='Gate self-test: train a useless model that only '
                       'knows the base rate. It must not be blessed.')
@@ -389,7 +390,7 @@ def model_family(args: argparse.Namespace,
     FlagError: --warm-start with gradient-boosted trees only.
   """
   family = (getattr(args, 'model', None) or dataset.model or
-            model_lib.DEFAULT_FAMILY)
+            model_config_lib.DEFAULT_FAMILY)
   source = ('--model gbt' if getattr(args, 'model', None) else
             f'`model: gbt` in {dataset.path or "the dataset config"}')
   _check_warm_start(args, family, source)
@@ -398,7 +399,7 @@ def model_family(args: argparse.Namespace,
 
 def _check_warm_start(args: argparse.Namespace, family: str,
                       source: str) -> None:
-  if family == model_lib.GBT and getattr(args, 'warm_start', False):
+  if family == model_config_lib.GBT and getattr(args, 'warm_start', False):
     raise FlagError(
         f'--warm-start starts a DNN from an earlier model\'s weights; '
         f'gradient-boosted trees ({source}) always train from scratch. '
@@ -451,7 +452,7 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
       dataset=spec,
       training=config_lib.TrainingConfig(
           **training,
-          model=model_lib.ModelConfig(
+          model=model_config_lib.ModelConfig(
               drop_all_features=args.drop_all_features,
               family=model_family(args, dataset)),
           # Resolved against ML Metadata by the local run-time.

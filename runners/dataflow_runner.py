@@ -19,7 +19,6 @@ from models import keras_choice
 def main(argv=None) -> int:
   keras_choice.select_keras()  # Before anything imports TensorFlow.
   warnings.filterwarnings('ignore', category=FutureWarning)
-  # pylint: disable=g-import-not-at-top
   from pipeline import flags as cli
   from pipeline.cloud import settings as cloud
 

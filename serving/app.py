@@ -177,10 +177,8 @@ def tf_error(message: str) -> str:
 def _example_row(serialized: bytes, where: str) -> Dict[str, Any]:
   """A serialized tf.Example as a row: one value per feature (a list for
   several, absent for none); bytes as text."""
-  # pylint: disable=g-import-not-at-top
   from google.protobuf import message
   from tensorflow.core.example import example_pb2
-  # pylint: enable=g-import-not-at-top
   try:
     example = example_pb2.Example.FromString(serialized)
   except message.DecodeError as e:
@@ -425,7 +423,7 @@ class Server:
 
   async def _outputs(self, model: model_store.LoadedModel,
                      job: Job) -> Dict[str, np.ndarray]:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     try:
       if job.signature == model.contract.signature:
         return await asyncio.wrap_future(

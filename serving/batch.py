@@ -137,7 +137,7 @@ def _key_types(batch: Any, keys: Sequence[str], contract: Any) -> Dict[str,
                                                                         Any]:
   """Arrow types of the key columns: the contract's, else the first
   batch's (text when it holds no value)."""
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa
   by_dtype = {'float': pa.float64(), 'int': pa.int64(), 'string': pa.string()}
   types = {}
   for key in keys:
@@ -165,7 +165,6 @@ def score(config: BatchConfig, model: Optional[Any] = None) -> int:
     BatchError: Bad input, an unknown key column, or no servable model.
   """
   keras_choice.select_keras()
-  # pylint: disable=g-import-not-at-top
   import pyarrow as pa
   from pyarrow import csv as pa_csv
   from pyarrow import parquet as pq
@@ -173,7 +172,6 @@ def score(config: BatchConfig, model: Optional[Any] = None) -> int:
 
   from serving import instances as instances_lib
   from serving import sources
-  # pylint: enable=g-import-not-at-top
   version, path, contract = (
       (model.version, model.path, model.contract) if model is not None
       else _servable(config))
@@ -268,10 +266,8 @@ def _remove(path: str) -> None:
 
 def _servable(config: BatchConfig) -> Tuple[int, str, Any]:
   """(version, folder, contract) to score with, without loading it."""
-  # pylint: disable=g-import-not-at-top
   from models import serving_contract
   from serving import model_store
-  # pylint: enable=g-import-not-at-top
   folder = os.path.join(config.output_dir, files.SERVING_MODEL_DIR)
   found = model_store.versions(folder)
   if config.model_version is not None:
@@ -293,7 +289,7 @@ def _servable(config: BatchConfig) -> Tuple[int, str, Any]:
 
 
 def _load(path: str, version: int) -> Any:
-  from serving import model_store  # pylint: disable=g-import-not-at-top
+  from serving import model_store
   try:
     return model_store.load(path, version)
   except (model_store.LoadError, ValueError) as e:
@@ -301,7 +297,7 @@ def _load(path: str, version: int) -> Any:
 
 
 def parse_flags(argv: Optional[Sequence[str]] = None) -> BatchConfig:
-  from pipeline.definition import input_formats  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import input_formats
   parser = argparse.ArgumentParser(
       prog=commands.prog('python -m serving.batch'),
       description=__doc__.splitlines()[0],

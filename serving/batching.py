@@ -108,7 +108,7 @@ class Batcher:
     self.calls += 1
     try:
       outputs = model.predict(rows)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # Handed to the requests: the handler decides what it means.
       if len(batch) == 1:
         batch[0].future.set_exception(e)

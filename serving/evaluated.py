@@ -82,9 +82,7 @@ def live_metrics(task: str, threshold: float,
 
 def store_location(output_dir: str, metadata_url: Optional[str]):
   """The ML Metadata store of a run's output dir, or a MySQL URL."""
-  # pylint: disable=g-import-not-at-top
   from pipeline.facts import metadata_location
-  # pylint: enable=g-import-not-at-top
   location = metadata_location.locate(
       output_dir, metadata_location.from_url(metadata_url or None,
                                              os.environ))
@@ -97,9 +95,7 @@ def store_location(output_dir: str, metadata_url: Optional[str]):
 def evaluation_of(output_dir: str, metadata_url: Optional[str],
                   version: int) -> Tuple[str, str]:
   """(run id, evaluation uri) of the run that pushed `version`."""
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import run_model
-  # pylint: enable=g-import-not-at-top
   store = run_model.open_store(store_location(output_dir, metadata_url))
   for run in run_model.recent_runs(store):
     destination = run.pushed_destination
@@ -119,9 +115,7 @@ def evaluated_quality(output_dir: str, metadata_url: Optional[str],
   path = os.path.join(output_dir, files.SERVING_MODEL_DIR, str(version))
   contract = serving_contract.read(path)
   run_id, uri = evaluation_of(output_dir, metadata_url, version)
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import summary  # Imports TFMA: slow.
-  # pylint: enable=g-import-not-at-top
   measured, _ = summary.read_metrics(uri)
   threshold = getattr(contract, 'decision_threshold', None)
   return {'version': version, 'run_id': run_id, 'evaluation': uri,
@@ -177,9 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='A MySQL ML Metadata URL (default: OUT/'
                       f'{files.METADATA_FILE}); the password in $MYSQL_PWD.')
   args = parser.parse_args(argv)
-  # pylint: disable=g-import-not-at-top
   from models import keras_choice
-  # pylint: enable=g-import-not-at-top
   keras_choice.select_keras()  # Before anything imports TensorFlow.
   try:
     result = evaluated_quality(os.path.abspath(args.output_dir),

@@ -334,7 +334,6 @@ class Checker:
 def encode(rows: Sequence[Mapping[str, Any]],
            contract: serving_contract.Contract) -> List[bytes]:
   """Serialized tf.Examples of checked rows (missing features left out)."""
-  # pylint: disable=g-import-not-at-top
   from tensorflow.core.example import example_pb2
   dtypes = {f.name: f.dtype for f in contract.features}
   serialized = []

@@ -119,7 +119,7 @@ class LoadedModel:
 
   def predict(self, serialized: List[bytes]) -> Dict[str, np.ndarray]:
     """Scores serialized tf.Examples; output name -> [rows, ...] array."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     outputs = self.signature(**{
         self.contract.input: tf.constant(serialized, dtype=tf.string)})
     return {name: value.numpy() for name, value in outputs.items()}
@@ -142,7 +142,7 @@ class LoadedModel:
   def run_signature(self, name: str, serialized: List[bytes]
                     ) -> Dict[str, np.ndarray]:
     """Runs signature `name` (not batched with other requests)."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     function = self.saved_model.signatures[name]
     outputs = function(**{self.signature_input(name): tf.constant(
         serialized, dtype=tf.string)})
@@ -167,7 +167,7 @@ def load(path: str, version: int) -> LoadedModel:
   if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
     raise serving_contract.ContractError(
         f'{path} has no {SAVED_MODEL_FILE}; it is not a SavedModel.')
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   # A gradient-boosted trees model needs TF Decision Forests' ops; without
   # TF-DF installed this does nothing, and DNN models load as before.
   forest_ops.register()
@@ -309,7 +309,7 @@ class ModelWatcher:
       model = load(path, version)
     except (serving_contract.ContractError, LoadError) as e:
       reason = str(e)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # Loading runs code from the files (Keras objects, TF graphs): any
       # error refuses this version, and the server goes on serving.
       reason = f'{path} cannot be loaded: {type(e).__name__}: {e}'

@@ -144,7 +144,7 @@ class Result:
 def served_contract(output_dir: str, version: Optional[int] = None
                     ) -> Tuple[int, serving_contract.Contract]:
   """(version, contract): `version`'s, or the newest one with a contract."""
-  from serving import model_store  # pylint: disable=g-import-not-at-top
+  from serving import model_store
   folder = os.path.join(output_dir, files.SERVING_MODEL_DIR)
   found = model_store.versions(folder)
   reasons = []
@@ -177,7 +177,7 @@ def training_run(store: Any, version: int) -> TrainingRun:
   The version folder's name is matched, not its full path, so that an
   output dir that was moved or copied still finds its runs.
   """
-  from pipeline.inspection import run_model  # pylint: disable=g-import-not-at-top
+  from pipeline.inspection import run_model
   for run in run_model.recent_runs(store):
     destination = run.pushed_destination
     if not destination or os.path.basename(
@@ -209,7 +209,7 @@ def _window_bounds(config: MonitorConfig
 def windows(folder: str, config: MonitorConfig
             ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], str, str]:
   """(current rows, previous rows, their descriptions)."""
-  from serving import request_log  # pylint: disable=g-import-not-at-top
+  from serving import request_log
   if not request_log.log_files(folder):
     raise NothingToCompare(
         f'no request log in {folder}: start the server with --log-requests '
@@ -245,7 +245,7 @@ def frame(records: Sequence[Dict[str, Any]],
   value is a null in Arrow, as an absent feature is in a tf.Example, and
   an integer feature stays INT for TFDV.
   """
-  import pandas as pd  # pylint: disable=g-import-not-at-top
+  import pandas as pd
   columns = {}
   for feature in contract.features:
     values = [r.get('features', {}).get(feature.name) for r in records]
@@ -265,7 +265,7 @@ def frame(records: Sequence[Dict[str, Any]],
 def comparison_schema(schema: Any) -> Any:
   """The curated schema, each drift comparator also a skew comparator
   where the feature has none."""
-  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2
   copy = schema_pb2.Schema()
   copy.CopyFrom(schema)
   for feature in copy.feature:
@@ -294,7 +294,7 @@ def _findings(kind: str, anomalies: Any, only_comparators: bool
 
 
 def _anomaly_type_name(value: int) -> str:
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
   return anomalies_pb2.AnomalyInfo.Type.Name(value)
 
 
@@ -337,7 +337,7 @@ def _feature_summary(stats: Any) -> Dict[str, Dict[str, str]]:
 def compare(current: Any, previous: Optional[Any], training: Any,
             schema: Any) -> Tuple[List[Finding], List[Measurement]]:
   """Skew, drift and schema findings, and every comparator's value."""
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
   schema = comparison_schema(schema)
   skew = tfdv.validate_statistics(training, schema,
                                   serving_statistics=current)
@@ -359,13 +359,11 @@ def run(config: MonitorConfig) -> Result:
     NothingToCompare: No rows, served model, run or statistics.
   """
   keras_choice.select_keras()
-  # pylint: disable=g-import-not-at-top
   import tensorflow_data_validation as tfdv
 
   from pipeline.facts import metadata_location
   from pipeline.inspection import run_model
   from serving import request_log
-  # pylint: enable=g-import-not-at-top
   _, contract = served_contract(config.output_dir)
   folder = request_log.log_folder(config.output_dir, contract.dataset)
   current, previous, window, previous_window = windows(folder, config)
@@ -421,7 +419,7 @@ def run(config: MonitorConfig) -> Result:
 
 def write_report(result: Result, config: MonitorConfig) -> str:
   """Writes the HTML report; returns its path."""
-  import jinja2  # pylint: disable=g-import-not-at-top
+  import jinja2
   path = config.report_path
   if path is None:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
@@ -487,7 +485,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   # Version-support notices from the Google client libraries that TFDV and
   # TFX import, not actionable.
   warnings.filterwarnings('ignore', category=FutureWarning)
-  from pipeline.facts import metadata_location  # pylint: disable=g-import-not-at-top
+  from pipeline.facts import metadata_location
   try:
     result = run(config)
   except (NothingToCompare, metadata_location.MetadataUrlError,

@@ -171,7 +171,6 @@ def parse_flags(argv: Optional[Sequence[str]] = None) -> ServerConfig:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   config = parse_flags(argv)
   keras_choice.select_keras()  # Before anything imports TensorFlow.
-  # pylint: disable=g-import-not-at-top
   from absl import logging
   import prometheus_client
   import uvicorn
@@ -183,7 +182,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from serving import model_store
   from serving import request_log
   from serving import tf_serving
-  # pylint: enable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
   # Version-support notices from the Google client libraries, not actionable.
   warnings.filterwarnings('ignore', category=FutureWarning)

@@ -89,14 +89,14 @@ def _plain(value: Any) -> Any:
 
 def _csv_batches(path: str, contract: serving_contract.Contract,
                  batch_rows: int) -> Iterator[Batch]:
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  from pyarrow import csv as pa_csv  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa
+  from pyarrow import csv as pa_csv
   with open(path, encoding='utf-8', newline='') as f:
     header_line = f.readline()
   if not header_line.strip():
     raise SourceError(f'{path} is empty; a CSV file starts with a header '
                       'line.')
-  import csv  # pylint: disable=g-import-not-at-top
+  import csv
   header = next(csv.reader([header_line]))
   types = {serving_contract.FLOAT: pa.float64(),
            serving_contract.INT: pa.int64(),
@@ -123,8 +123,8 @@ def _csv_batches(path: str, contract: serving_contract.Contract,
 
 
 def _parquet_batches(path: str, batch_rows: int) -> Iterator[Batch]:
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa
+  from pyarrow import parquet as pq
   try:
     parquet = pq.ParquetFile(path)
     columns = list(parquet.schema_arrow.names)
@@ -138,7 +138,7 @@ def _parquet_batches(path: str, batch_rows: int) -> Iterator[Batch]:
 
 
 def _avro_batches(path: str, batch_rows: int) -> Iterator[Batch]:
-  import fastavro  # pylint: disable=g-import-not-at-top
+  import fastavro
   with open(path, 'rb') as f:
     try:
       reader = fastavro.reader(f)
@@ -170,7 +170,7 @@ def _example_row(example: Any) -> Dict[str, Any]:
 
 
 def _tfrecord_batches(path: str, batch_rows: int) -> Iterator[Batch]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   compression = 'GZIP' if path.endswith('.gz') else ''
   dataset = tf.data.TFRecordDataset(path, compression_type=compression)
   rows: List[Dict[str, Any]] = []
@@ -223,7 +223,7 @@ def total_rows(data_root: str, file_format: Optional[str]) -> Optional[int]:
   files = input_files(data_root)
   if (file_format or detect_format(files, data_root)) != input_formats.PARQUET:
     return None
-  from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
+  from pyarrow import parquet as pq
   return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
 
@@ -234,7 +234,7 @@ def sql_batches(url: str, query: str, batch_rows: int = DEFAULT_BATCH_ROWS
   Raises:
     SourceError: The database or the query fails (password masked).
   """
-  from pipeline.components import sql_rows  # pylint: disable=g-import-not-at-top
+  from pipeline.components import sql_rows
   from pipeline.facts import sql_url
   row = 1
   try:

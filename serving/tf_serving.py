@@ -435,10 +435,8 @@ def signature_defs(saved_model_dir: str) -> Dict[str, Any]:
   """Every SignatureDef of a SavedModel's (first) MetaGraphDef, as the JSON
   TF Serving's metadata API prints (names kept, default values included).
   """
-  # pylint: disable=g-import-not-at-top
   from google.protobuf import json_format
   from tensorflow.core.protobuf import saved_model_pb2
-  # pylint: enable=g-import-not-at-top
   saved_model = saved_model_pb2.SavedModel()
   with open(os.path.join(saved_model_dir, 'saved_model.pb'), 'rb') as f:
     saved_model.ParseFromString(f.read())

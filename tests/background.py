@@ -26,7 +26,7 @@ class Background:
   def _run(self) -> None:
     try:
       self._value = self._fn(*self._args)
-    except BaseException as e:  # pylint: disable=broad-except
+    except BaseException as e:
       self._error = e  # Raised in the test that waits.
 
   def result(self, timeout: float = 1800) -> Any:
@@ -59,7 +59,7 @@ class Chain:
     for key, fn, args in self._steps:
       try:
         self._values[key] = fn(*args)
-      except BaseException as e:  # pylint: disable=broad-except
+      except BaseException as e:
         self._errors[key] = e  # Raised in the test that waits.
       self._done[key].set()
 

@@ -28,18 +28,18 @@ class AirflowRun:
 
 
 def run_airflow_dag(root: pathlib.Path) -> AirflowRun:
-  # pylint: disable-next=g-import-not-at-top
-  from tests import test_airflow_runner as t
+  from tests import test_airflow_runner as airflow_test
   default_home = pathlib.Path.home() / 'airflow'
   existed = default_home.exists()
   home, output_dir = root / 'airflow_home', root / 'outputs'
   output_dir.mkdir(parents=True)
-  args = t.good_args(output_dir)
-  env = t.airflow_env(home, args)
+  args = airflow_test.good_args(output_dir)
+  env = airflow_test.airflow_env(home, args)
+  airflow = str(airflow_test.AIRFLOW)
   results = []
-  for cmd, timeout in (([str(t.AIRFLOW), 'db', 'migrate'], 300),
-                       ([str(t.AIRFLOW), 'dags', 'test', t.PIPELINE_NAME,
-                         t.LOGICAL_DATE], 1800)):
+  for cmd, timeout in (([airflow, 'db', 'migrate'], 300),
+                       ([airflow, 'dags', 'test', airflow_test.PIPELINE_NAME,
+                         airflow_test.LOGICAL_DATE], 1800)):
     results.append(subprocess.run(cmd, env=env, cwd=str(root),
                                   capture_output=True, text=True,
                                   timeout=timeout))
@@ -87,7 +87,6 @@ class SqlRuns:
 
 def _runner(args: Sequence[str], env: Optional[Dict[str, str]] = None
             ) -> subprocess.CompletedProcess:
-  # pylint: disable-next=g-import-not-at-top
   from tests import conftest
   return subprocess.run([sys.executable, str(conftest.LOCAL_RUNNER), *args,
                          *conftest.NO_MLFLOW],
@@ -102,22 +101,20 @@ METADATA_DATABASE = 'mlmd_e2e'
 
 def run_sql(root: pathlib.Path) -> SqlRuns:
   """The table, a first run and an unchanged re-run, MLMD in MariaDB."""
-  # pylint: disable=g-import-not-at-top
   from pipeline.facts import metadata_location
   from tests import conftest
   from tests import mariadb_server
   from tests import pipeline_state
   from tests import postgres_server
-  from tests import test_sql_source as t
-  # pylint: enable=g-import-not-at-top
+  from tests import test_sql_source as sql_test
   output_dir = root / 'outputs'
   with postgres_server.running() as server, \
       mariadb_server.running() as mariadb:
-    t.load_sample(server)
+    sql_test.load_sample(server)
     store_url = mariadb.url(METADATA_DATABASE)
     source = ['--output-dir', str(output_dir), '--sql-url',
-              server.url(t.DATABASE), '--query', t.SELECT_ALL,
-              *conftest.E2E_ARGS]
+              server.url(sql_test.DATABASE), '--query',
+              sql_test.SELECT_ALL, *conftest.E2E_ARGS]
     results = [_runner([*source, '--metadata-url', store_url])]
     if results[0].returncode == 0:
       # The password in $MYSQL_PWD instead of the URL; --verbose, so that

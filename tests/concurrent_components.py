@@ -30,7 +30,7 @@ def _mark(board: str, name: str) -> None:
 
 
 @component
-def Source(board: Parameter[str],  # pylint: disable=invalid-name
+def Source(board: Parameter[str],
            out: OutputArtifact[standard_artifacts.String]) -> None:
   """The root: records that it ran and hands on a value."""
   _mark(board, 'Source')
@@ -38,7 +38,7 @@ def Source(board: Parameter[str],  # pylint: disable=invalid-name
 
 
 @component
-def Rendezvous(board: Parameter[str], me: Parameter[str],  # pylint: disable=invalid-name
+def Rendezvous(board: Parameter[str], me: Parameter[str],
                partner: Parameter[str],
                after: InputArtifact[standard_artifacts.String],
                out: OutputArtifact[standard_artifacts.String]) -> None:
@@ -58,7 +58,7 @@ def Rendezvous(board: Parameter[str], me: Parameter[str],  # pylint: disable=inv
 
 
 @component
-def Step(board: Parameter[str], me: Parameter[str],  # pylint: disable=invalid-name
+def Step(board: Parameter[str], me: Parameter[str],
          after: InputArtifact[standard_artifacts.String],
          out: OutputArtifact[standard_artifacts.String],
          fail_with: Parameter[str] = '', log: Parameter[str] = '') -> None:

@@ -112,7 +112,6 @@ def start(root: pathlib.Path) -> MlflowServer:
     process = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(root),
         start_new_session=True,
-        # pylint: disable-next=protected-access
         preexec_fn=mariadb_server._die_with_parent)
   return MlflowServer(root=root, port=port, process=process,
                       started=time.monotonic())

@@ -139,7 +139,7 @@ def running(output_dir: pathlib.Path, log: pathlib.Path,
 @functools.lru_cache(maxsize=None)
 def loaded_model(version_dir: str) -> Any:
   """A pushed version loaded once per test session (model_store.load)."""
-  from serving import model_store  # pylint: disable=g-import-not-at-top
+  from serving import model_store
   return model_store.load(version_dir, int(os.path.basename(version_dir)))
 
 

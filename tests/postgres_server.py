@@ -97,7 +97,7 @@ class PostgresServer:
     return self.root / 'server.log'
 
   def connect(self, database: str = 'postgres'):
-    import psycopg2  # pylint: disable=g-import-not-at-top
+    import psycopg2
     return psycopg2.connect(host='127.0.0.1', port=self.port, user=self.user,
                             password=self.password, dbname=database)
 
@@ -158,7 +158,7 @@ def _as_account(uid: Optional[int], gid: Optional[int]):
   """preexec_fn: die with the parent, then drop to the server's account."""
 
   def preexec() -> None:
-    mariadb_server._die_with_parent()  # pylint: disable=protected-access
+    mariadb_server._die_with_parent()
     if gid is not None:
       os.setgid(gid)
     if uid is not None:
@@ -168,7 +168,7 @@ def _as_account(uid: Optional[int], gid: Optional[int]):
 
 
 def _wait_until_ready(proc: subprocess.Popen, server: PostgresServer) -> None:
-  import psycopg2  # pylint: disable=g-import-not-at-top
+  import psycopg2
   deadline = time.monotonic() + _START_WAIT_SECONDS
   while True:
     if proc.poll() is not None:
@@ -239,7 +239,7 @@ def running() -> Iterator[PostgresServer]:
            '-c', 'full_page_writes=off', '-c', 'shared_buffers=32MB',
            '-c', f'log_directory={root}', '-c', 'logging_collector=off'],
           stdout=subprocess.DEVNULL,
-          stderr=open(server.log, 'w', encoding='utf-8'),  # pylint: disable=consider-using-with
+          stderr=open(server.log, 'w', encoding='utf-8'),
           preexec_fn=_as_account(uid, gid))
       try:
         _wait_until_ready(proc, server)

@@ -70,7 +70,7 @@ def _drifted_span(normal: pathlib.Path, folder: pathlib.Path) -> None:
 
 def run_spans(root: pathlib.Path) -> SpanRuns:
   """The four runs of the module doc, under `root`."""
-  from tests import conftest  # pylint: disable=g-import-not-at-top
+  from tests import conftest
   data_root, output_dir = root / 'spans', root / 'out'
   (data_root / 'span-1').mkdir(parents=True)
   (data_root / 'span-1' / 'data.csv').write_bytes(

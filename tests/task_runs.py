@@ -75,7 +75,7 @@ class TaskRun:
 def _run_task(data: datasets.TabularCsv, output_dir: pathlib.Path,
               extra_args: Tuple[str, ...] = ()) -> TaskRun:
   # Imported here: conftest imports this module.
-  from tests import conftest  # pylint: disable=g-import-not-at-top
+  from tests import conftest
   first = conftest.run_local_pipeline(
       output_dir, ['--label', data.label, '--task', data.task,
                    '--train-steps', TRAIN_STEPS, *extra_args],

@@ -27,7 +27,12 @@ The rules (docs/design.md):
 - `pipeline.validation`, the input check, imports no run-time, inspection,
   cloud, flag or tracking code, and nothing that imports TensorFlow, TFX or
   Beam: a bad input is refused before they load.
+- Only code that runs inside a Beam job imports Apache Beam: the
+  ExampleGens' readers and split write (`pipeline.components`) and the gate
+  metrics' combiner, which TFMA runs (`models.metrics`).
 - The import graph has no cycle.
+- One import alias names one module everywhere in the repository:
+  `config_lib` is always `pipeline.definition.config`.
 
 The graph is read from the source with `ast` (nothing is imported), so the
 test is fast and also sees imports inside functions.
@@ -93,6 +98,16 @@ def _module_name(root: pathlib.Path, path: pathlib.Path) -> str:
   return '.'.join(parts)
 
 
+def _from_module(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+  """The module a `from ... import` statement names, made absolute."""
+  if not node.level:
+    return node.module or ''
+  base = module.split('.')
+  drop = node.level - (1 if is_package else 0)
+  base = base[:len(base) - drop] if drop else base
+  return '.'.join(base + ([node.module] if node.module else []))
+
+
 def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
   """Every module name an AST imports, relative imports resolved."""
   for node in ast.walk(tree):
@@ -100,13 +115,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
       for alias in node.names:
         yield alias.name
     elif isinstance(node, ast.ImportFrom):
-      if node.level:
-        base = module.split('.')
-        drop = node.level - (1 if is_package else 0)
-        base = base[:len(base) - drop] if drop else base
-        prefix = '.'.join(base + ([node.module] if node.module else []))
-      else:
-        prefix = node.module or ''
+      prefix = _from_module(node, module, is_package)
       yield prefix
       # `from pipeline import flags` imports the module pipeline.flags.
       for alias in node.names:
@@ -320,19 +329,26 @@ TFX_V1 = 'tfx.v1'
 TFX_V1_ALLOWED = ('pipeline.cloud',)
 
 
-def tfx_v1_importers(root: pathlib.Path) -> List[str]:
-  """The first-party modules outside TFX_V1_ALLOWED that import tfx.v1."""
+def importers(root: pathlib.Path, imported: Tuple[str, ...],
+              allowed: Tuple[str, ...]) -> List[str]:
+  """The first-party modules outside `allowed` that import `imported`."""
   found = []
   for package in PACKAGES:
     for path in sorted((root / package).rglob('*.py')):
       module = _module_name(root, path)
-      if any(_within(module, allowed) for allowed in TFX_V1_ALLOWED):
+      if any(_within(module, prefix) for prefix in allowed):
         continue
       tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
-      if any(_within(name, TFX_V1) for name in
-             _imports(tree, module, path.name == '__init__.py')):
+      if any(_within(name, prefix)
+             for name in _imports(tree, module, path.name == '__init__.py')
+             for prefix in imported):
         found.append(module)
   return found
+
+
+def tfx_v1_importers(root: pathlib.Path) -> List[str]:
+  """The first-party modules outside TFX_V1_ALLOWED that import tfx.v1."""
+  return importers(root, (TFX_V1,), TFX_V1_ALLOWED)
 
 
 def test_local_code_does_not_import_tfx_v1(tmp_path):
@@ -350,18 +366,7 @@ AIRFLOW_ALLOWED = ('pipeline.airflow',)
 
 def airflow_importers(root: pathlib.Path) -> List[str]:
   """The first-party modules outside AIRFLOW_ALLOWED that import Airflow."""
-  found = []
-  for package in PACKAGES:
-    for path in sorted((root / package).rglob('*.py')):
-      module = _module_name(root, path)
-      if any(_within(module, allowed) for allowed in AIRFLOW_ALLOWED):
-        continue
-      tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
-      if any(_within(name, prefix)
-             for name in _imports(tree, module, path.name == '__init__.py')
-             for prefix in AIRFLOW_MODULES):
-        found.append(module)
-  return found
+  return importers(root, AIRFLOW_MODULES, AIRFLOW_ALLOWED)
 
 
 def test_only_the_airflow_package_imports_airflow(tmp_path):
@@ -372,3 +377,92 @@ def test_only_the_airflow_package_imports_airflow(tmp_path):
                     '\nfrom tfx.orchestration.airflow import '
                     'airflow_dag_runner\n')
   assert airflow_importers(root) == ['pipeline.local.dag']
+
+
+# Apache Beam is imported only by code that runs inside a Beam job: the
+# custom ExampleGens' read transforms and split write, and the gate metrics'
+# CombineFn, which TFMA's Evaluator runs. Everything else reaches Beam
+# through TFX's components and the Beam pipeline args, so a move to another
+# Beam release touches these modules only (docs/design.md#stack-versions).
+BEAM = 'apache_beam'
+BEAM_ALLOWED = ('pipeline.components', 'models.metrics')
+
+
+def test_only_code_inside_a_beam_job_imports_beam(tmp_path):
+  assert importers(REPO_ROOT, (BEAM,), ()) == [
+      'models.metrics', 'pipeline.components.arrow_csv_example_gen',
+      'pipeline.components.direct_write',
+      'pipeline.components.record_example_gen',
+      'pipeline.components.span_range', 'pipeline.components.sql_example_gen']
+  assert importers(REPO_ROOT, (BEAM,), BEAM_ALLOWED) == []
+  root = _tree_with(tmp_path, 'models.train',
+                    '\ndef _late():\n  import apache_beam as beam\n')
+  assert importers(root, (BEAM,), BEAM_ALLOWED) == ['models.train']
+
+
+# Where the repository's Python lives: the packages, the scripts, the
+# benches and the tests (not .venv, build outputs or run outputs).
+SOURCE_FOLDERS = PACKAGES + ('bench', 'runners', 'tests')
+
+
+def _sources(root: pathlib.Path) -> Iterator[pathlib.Path]:
+  yield from sorted(root.glob('*.py'))
+  for folder in SOURCE_FOLDERS:
+    yield from sorted((root / folder).rglob('*.py'))
+
+
+def aliases(root: pathlib.Path) -> Dict[str, Dict[str, Set[str]]]:
+  """alias -> {what it names -> the files that bind it}, for every `as`.
+
+  What `import a.b as y` names is `a.b`; what `from a import b as y` names
+  is `a.b`, a module or a name in one, relative imports resolved.
+  """
+  found: Dict[str, Dict[str, Set[str]]] = {}
+  for path in _sources(root):
+    module = _module_name(root, path)
+    file = str(path.relative_to(root))
+    tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        named = [(alias.asname, alias.name) for alias in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        prefix = _from_module(node, module, path.name == '__init__.py')
+        named = [(alias.asname, f'{prefix}.{alias.name}')
+                 for alias in node.names]
+      else:
+        continue
+      for alias, name in named:
+        if alias:
+          found.setdefault(alias, {}).setdefault(name, set()).add(file)
+  return found
+
+
+def alias_clashes(root: pathlib.Path) -> List[str]:
+  """One line per alias that names more than one module."""
+  return [f'`{alias}` names ' + ' and '.join(
+      f'{name} ({", ".join(sorted(files))})'
+      for name, files in sorted(names.items()))
+          for alias, names in sorted(aliases(root).items())
+          if len(names) > 1]
+
+
+def test_one_alias_names_one_module_everywhere(tmp_path):
+  found = aliases(REPO_ROOT)
+  # The scan saw the packages and the tests (a wrong root passes vacuously).
+  assert found['config_lib'].keys() == {'pipeline.definition.config'}
+  assert 'tests/test_gate.py' in found['config_lib'][
+      'pipeline.definition.config']
+  assert found['model_config_lib'].keys() == {'models.model_config'}
+  assert found['model_lib'].keys() == {'models.model'}
+  assert alias_clashes(REPO_ROOT) == []
+  for path, source in (
+      ('pipeline/flags.py', 'from pipeline.definition import config as '
+       'config_lib\n'),
+      ('tests/test_x.py', 'from models import model_config as config_lib\n'),
+      ('models/__init__.py', ''),
+      ('models/tuning.py', 'from . import model_config as config_lib\n')):
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_text(source, encoding='utf-8')
+  assert alias_clashes(tmp_path) == [
+      '`config_lib` names models.model_config (models/tuning.py, '
+      'tests/test_x.py) and pipeline.definition.config (pipeline/flags.py)']

@@ -42,7 +42,7 @@ CASES = {
 
 def _tfx_examples(pipeline: beam.Pipeline, exec_properties, pattern):
   return (pipeline
-          | tfx_csv._CsvToExample(exec_properties, pattern)  # pylint: disable=protected-access
+          | tfx_csv._CsvToExample(exec_properties, pattern)
           | beam.Map(lambda e: e.SerializeToString(deterministic=True)))
 
 

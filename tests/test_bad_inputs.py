@@ -564,7 +564,7 @@ def test_drift_check_names_feature_and_what_to_do(drift_inputs):
 
 
 def _accepted(uri: pathlib.Path, span=None):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
   artifact = standard_artifacts.ExampleStatistics()
   artifact.uri = str(uri)
   artifact.split_names = '["train", "eval"]'

@@ -75,10 +75,10 @@ def test_worker_count_flags():
 
 def test_local_runner_passes_workers_to_every_beam_component(
     tmp_path, monkeypatch):
-  from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.components.base import executor_spec
 
-  from pipeline.definition import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-  from pipeline.local import run as local_run  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import pipeline as pipeline_lib
+  from pipeline.local import run as local_run
   calls = []
   monkeypatch.setattr(local_run, 'run',
                       lambda config, layout, **kwargs: calls.append(config)

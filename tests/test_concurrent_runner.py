@@ -192,7 +192,7 @@ def test_a_node_that_fails_in_the_worker_raises_its_error_here(tmp_path,
 def test_a_worker_that_died_is_named_with_its_exit_code(tmp_path):
   dying = worker_client.NodeWorker.start()
   try:
-    dying._process.kill()  # pylint: disable=protected-access
+    dying._process.kill()
     with pytest.raises(RuntimeError,
                        match=r'Right: the component worker exited with code'):
       concurrent_runner.ConcurrentDagRunner(
@@ -206,7 +206,7 @@ def test_a_worker_that_died_is_named_with_its_exit_code(tmp_path):
 
 def test_close_ends_the_worker_process():
   started = worker_client.NodeWorker.start()
-  process = started._process  # pylint: disable=protected-access
+  process = started._process
   assert process.poll() is None
   started.close()
   assert process.poll() is not None

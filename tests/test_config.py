@@ -203,8 +203,8 @@ def test_each_task_is_gated_on_beating_a_constant(task, gated, key):
 
 
 def test_keras_choice_is_tf_keras():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tf_keras
 
   # conftest selected the legacy Keras: tf.keras must be the tf_keras package.
   assert tf.keras.Model is tf_keras.Model

@@ -199,7 +199,7 @@ def _dataflow_runner():
 @pytest.fixture
 def recorded_runs(monkeypatch, tmp_path):
   """Replaces local_run.run; clears the cloud environment; cwd elsewhere."""
-  from pipeline.local import run as local_run  # pylint: disable=g-import-not-at-top
+  from pipeline.local import run as local_run
   calls = []
   monkeypatch.setattr(local_run, 'run',
                       lambda config, layout, **kwargs: calls.append(config)
@@ -223,7 +223,7 @@ def test_dataflow_runner_help_documents_every_cloud_flag(capsys):
 
 def test_dataflow_runner_gives_dataflow_args_to_the_beam_components(
     recorded_runs, monkeypatch, tmp_path):
-  from pipeline.definition import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import pipeline as pipeline_lib
   monkeypatch.setenv('GOOGLE_CLOUD_PROJECT', 'env-project')
   monkeypatch.setenv('DATAFLOW_TEMP_LOCATION', 'gs://bucket/tmp')
   monkeypatch.setenv('DATAFLOW_MAX_WORKERS', '7')

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from models import model_config
+from models import model_config as model_config_lib
 from pipeline.definition import pipeline as pipeline_lib
 from tests import pipeline_state
 
@@ -109,7 +109,7 @@ def test_runner_prints_a_human_summary(e2e_run):
 
 def test_training_ran_with_two_replicas_in_sync(e2e_run):
   infos = list((e2e_run.pipeline_root / 'Trainer' / 'model_run').glob(
-      f'*/{model_config.TRAINING_INFO_FILE}'))
+      f'*/{model_config_lib.TRAINING_INFO_FILE}'))
   assert len(infos) == 1
   info = json.loads(infos[0].read_text())
   assert info['replicas_in_sync'] == 2

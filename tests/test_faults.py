@@ -23,7 +23,7 @@ from typing import List
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from models import model_config
+from models import model_config as model_config_lib
 from models import train
 from pipeline.inspection import run_model
 from pipeline.inspection import summary as run_summary
@@ -43,7 +43,7 @@ FRESH_IN_KILLED_RUN = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen',
 def _component_executions(store, component_id: str
                           ) -> List[metadata_store_pb2.Execution]:
   return [e for e in store.get_executions()
-          if robustness._node_of(store, e) == component_id]  # pylint: disable=protected-access
+          if robustness._node_of(store, e) == component_id]
 
 
 def _artifacts(store, execution_id: int, event_type) -> Dict[int, object]:
@@ -124,7 +124,7 @@ def test_partial_model_is_never_consumed(useless_model_rerun):
 
 def _training_info(output_dir, execution_id: int) -> Dict:
   path = (output_dir / 'pipeline_root' / 'Trainer' / 'model_run' /
-          str(execution_id) / model_config.TRAINING_INFO_FILE)
+          str(execution_id) / model_config_lib.TRAINING_INFO_FILE)
   return json.loads(path.read_text())
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from models import model as model_lib
-from models import model_config
+from models import model_config as model_config_lib
 from models import train
 
 DENSE = ['fare_xf', 'trip_miles_xf']
@@ -34,8 +34,9 @@ def test_model_learns_a_simple_rule():
   # Label = "payment_type id is 3": the wide part should fit this quickly.
   batch = _batch(512, seed=1)
   labels = (batch['payment_type_xf'][:, 0] == 3).astype(np.float32)
-  model = model_lib.build_model(DENSE, CATEGORICAL, model_config.ModelConfig(
-      dropout=0.0, l2=0.0, learning_rate=0.01))
+  model = model_lib.build_model(
+      DENSE, CATEGORICAL,
+      model_config_lib.ModelConfig(dropout=0.0, l2=0.0, learning_rate=0.01))
   model.fit(batch, labels, epochs=15, batch_size=64, verbose=0)
   scores = model.predict(batch, verbose=0)[:, 0]
   assert scores[labels == 1].min() > scores[labels == 0].max() - 0.2
@@ -44,7 +45,7 @@ def test_model_learns_a_simple_rule():
 
 def test_drop_all_features_makes_predictions_constant():
   model = model_lib.build_model(
-      DENSE, CATEGORICAL, model_config.ModelConfig(drop_all_features=True))
+      DENSE, CATEGORICAL, model_config_lib.ModelConfig(drop_all_features=True))
   out = model(_batch(32, seed=2), training=False).numpy()
   assert np.ptp(out) < 1e-6
 
@@ -84,7 +85,7 @@ def test_multiclass_head_learns_which_class():
   batch = _batch(512, seed=4)
   labels = batch['payment_type_xf'][:, 0] % 3  # Class follows a category.
   model = model_lib.build_model(
-      DENSE, CATEGORICAL, model_config.ModelConfig(dropout=0.0, l2=0.0,
+      DENSE, CATEGORICAL, model_config_lib.ModelConfig(dropout=0.0, l2=0.0,
                                                    learning_rate=0.01),
       model_lib.Head('multiclass', num_classes=3))
   model.fit(batch, labels, epochs=15, batch_size=64, verbose=0)
@@ -101,7 +102,7 @@ def test_regression_head_answers_in_the_label_units():
                         label_mean=float(labels.mean()),
                         label_std=float(labels.std()))
   model = model_lib.build_model(
-      DENSE, CATEGORICAL, model_config.ModelConfig(dropout=0.0, l2=0.0,
+      DENSE, CATEGORICAL, model_config_lib.ModelConfig(dropout=0.0, l2=0.0,
                                                    learning_rate=0.01), head)
   untrained = model(_batch(64, seed=6), training=False).numpy()
   assert abs(float(untrained.mean()) - labels.mean()) < 75

@@ -214,7 +214,7 @@ def _label_spec(task, **kwargs):
 
 
 def test_multiclass_label_becomes_the_class_index():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   spec = _label_spec('multiclass', label_classes=('barolo', 'barbera', 'x'))
   raw = tf.constant([['barbera'], ['barolo'], ['x'], ['unknown']])
   index = preprocessing.transform_label(raw, spec).numpy()
@@ -222,7 +222,7 @@ def test_multiclass_label_becomes_the_class_index():
 
 
 def test_integer_multiclass_labels_match_their_text():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   spec = _label_spec('multiclass', label_classes=('0', '1', '2'))
   raw = tf.SparseTensor(indices=[[0, 0], [1, 0], [2, 0]],
                         values=tf.constant([2, 0, 1], tf.int64),
@@ -231,7 +231,7 @@ def test_integer_multiclass_labels_match_their_text():
 
 
 def test_binary_string_label_uses_the_positive_value():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   spec = _label_spec('binary', label_positive_values=('M',),
                      label_classes=('B', 'M'))
   raw = tf.constant([['M'], ['B'], ['M']])
@@ -239,7 +239,7 @@ def test_binary_string_label_uses_the_positive_value():
 
 
 def test_regression_label_stays_a_number():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   raw = tf.constant([[151], [75]], tf.int64)
   values = preprocessing.transform_label(raw, _label_spec('regression'))
   assert values.dtype == tf.float32

@@ -55,7 +55,7 @@ def test_tfxs_own_conversion_loses_the_zeros():
 
 
 def test_lists_numpy_values_and_bytes():
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   row = {'ints': [1, 2], 'mixed': [1, 2.5], 'np': np.float32(0.5),
          'raw': b'\x00\x01', 'arr': np.array([3, 4]), 'empty': []}
   assert _kinds(record_example_gen.to_example(row)) == {
@@ -69,7 +69,7 @@ def test_lists_numpy_values_and_bytes():
 
 
 def test_a_value_no_feature_holds_names_its_column():
-  import datetime  # pylint: disable=g-import-not-at-top
+  import datetime
   with pytest.raises(TypeError, match="Column 'pickup' holds datetime"):
     record_example_gen.to_example({'pickup': datetime.datetime(2024, 1, 1)})
 
@@ -79,8 +79,8 @@ def _tips(example: tf.train.Example) -> float:
 
 
 @pytest.mark.parametrize('input_format, transform', [
-    ('parquet', record_example_gen._ParquetToExample),  # pylint: disable=protected-access
-    ('avro', record_example_gen._AvroToExample),  # pylint: disable=protected-access
+    ('parquet', record_example_gen._ParquetToExample),
+    ('avro', record_example_gen._AvroToExample),
 ])
 def test_the_readers_keep_every_row_and_its_zero_tips(input_format, transform,
                                                       tmp_path):
@@ -118,7 +118,7 @@ def test_create_pipeline_picks_the_example_gen_and_keeps_its_id(
   pipeline = pipeline_lib.create_pipeline(_config(input_format))
   [example_gen] = [c for c in pipeline.components
                    if c.id == pipeline_lib.EXAMPLE_GEN]
-  assert type(example_gen) is component_class  # pylint: disable=unidiomatic-typecheck
+  assert type(example_gen) is component_class
   assert example_gen.exec_properties['input_base'] == '/data'
   splits = json.loads(example_gen.exec_properties['output_config'])[
       'split_config']['splits']

@@ -152,7 +152,7 @@ def _sample_parquet(folder: pathlib.Path, change=None) -> pathlib.Path:
 
 
 def _curated_check(folder, allowed=()) -> input_check.Report:
-  from pipeline.definition import dataset_config  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import dataset_config
   spec = dataset_config.load_named('taxi').spec
   return input_check.check(str(folder), SCHEMA, spec, allowed,
                          input_format='parquet')

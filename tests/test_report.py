@@ -461,7 +461,7 @@ def test_report_renders_in_chromium(e2e_run, chromium, tmp_path):
   print(f'\nReport screenshot: {screenshot}')
   assert screenshot.stat().st_size > 20_000, 'screenshot suspiciously small'
   # Not blank: a rendered page has text, tables and a coloured verdict box.
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   with Image.open(screenshot) as image:
     colours = image.convert('RGB').resize((320, 550)).getcolors(1 << 16)
   assert colours is not None and len(colours) > 50, (
@@ -502,7 +502,7 @@ def test_report_renders_in_chromium(e2e_run, chromium, tmp_path):
 
 def _pixels_near(image, hex_colour: str, tolerance: int = 40) -> int:
   """How many pixels of an image are within `tolerance` of a colour."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
   pixels = np.asarray(image.convert('RGB')).reshape(-1, 3).astype(int)
   return int((np.abs(pixels - target).sum(axis=1) < tolerance).sum())
@@ -512,10 +512,10 @@ def _check_plots_fairness_and_attributions(run, summary, dom: str,
                                            text: str) -> None:
   """The report's plots are real images, and its fairness and
   attributions sections show what the run's artifacts hold."""
-  import base64  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
+  import base64
+  import io
 
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
                       dom)
   # Binary: ROC, precision-recall, calibration and the confusion matrix.
@@ -555,7 +555,7 @@ def _check_plots_fairness_and_attributions(run, summary, dom: str,
 
 def test_strict_lower_bounds_read_as_strict():
   """The gate adds a tiny epsilon to make 'bound > margin' strict."""
-  from pipeline.definition import evaluation  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import evaluation
   assert run_summary.lower_bound_text(evaluation.STRICT_EPSILON) == '> 0'
   assert run_summary.lower_bound_text(
       0.02 + evaluation.STRICT_EPSILON) == '> 0.02'

@@ -97,7 +97,6 @@ def test_bad_spans_are_refused_by_name(names, argv, problem, tmp_path):
 
 
 def _example_gen_properties(config):
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import pipeline as pipeline_lib
   pipeline = pipeline_lib.create_pipeline(config)
   [example_gen] = [c for c in pipeline.components
@@ -142,7 +141,6 @@ def test_a_range_is_refused_for_a_query_and_for_vertex(tmp_path):
   assert ('--span 2-4 is a range of span folders; a --query reads one '
           '{SPAN}. Write the range into the query instead, e.g. WHERE day '
           'BETWEEN 2 AND 4, without --span.') in str(raised.value)
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.cloud import settings
   with pytest.raises(settings.CloudConfigError) as raised:
     settings.refuse_span_range(argparse.Namespace(span='2-4'))
@@ -157,7 +155,6 @@ def test_without_spans_the_example_gen_reads_every_file(tmp_path):
 
 
 def test_the_drift_gate_is_on_by_default_and_can_be_turned_off(tmp_path):
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import pipeline as pipeline_lib
   on = pipeline_lib.create_pipeline(_config(SAMPLE_DATA, tmp_path))
   [gate] = [c for c in on.components if c.id == pipeline_lib.DRIFT_GATE]
@@ -176,7 +173,6 @@ def _states(run) -> dict:
 
 
 def _summaries(span_runs):
-  # pylint: disable-next=g-import-not-at-top
   from tests import pipeline_state
   return pipeline_state.summaries(str(span_runs.output_dir /
                                       'metadata.sqlite'))
@@ -233,10 +229,8 @@ def test_the_range_1_2_is_read_together_and_accepted(span_runs):
   for name in ('span-1', 'span-2'):  # Each folder is checked up front.
     assert f'\n{name}: Input check passed: 1 file(s), 2000 rows' in (
         result.stdout)
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import model_card
   from pipeline.inspection import run_model
-  # pylint: enable=g-import-not-at-top
   store = run_model.open_store(str(span_runs.output_dir / 'metadata.sqlite'))
   runs = [run_model.read_run(store, context, PIPELINE_NAME)
           for context in run_model.run_contexts(store, PIPELINE_NAME)]

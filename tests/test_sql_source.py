@@ -53,7 +53,6 @@ def _sample_csv() -> Sequence[str]:
 
 def load_sample(server: postgres_server.PostgresServer) -> None:
   """The sample rows in `taxi.trips`, typed as the CSV reader types them."""
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.components import arrow_csv_example_gen as arrow_gen
   server.create_database(DATABASE)
   files = _sample_csv()
@@ -71,14 +70,12 @@ def postgres() -> Iterator[postgres_server.PostgresServer]:
 
 
 def _taxi_expectations() -> contract.Expectations:
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import dataset_config
   taxi = dataset_config.load_named('taxi')
   return contract.load_expectations(taxi.schema_path, taxi.spec)
 
 
 def _taxi_rule() -> contract.LabelRule:
-  # pylint: disable-next=g-import-not-at-top
   from pipeline.definition import dataset_config
   return contract.LabelRule.from_spec(dataset_config.load_named('taxi').spec)
 
@@ -270,7 +267,7 @@ def test_a_wrong_password_is_refused_masked(postgres):
 
 
 def test_nothing_listening_is_refused():
-  from tests import mariadb_server  # pylint: disable=g-import-not-at-top
+  from tests import mariadb_server
   port = mariadb_server.free_port()
   message = _refusal(f'postgresql://u:{parse.quote(CANARY, safe="")}@'
                      f'127.0.0.1:{port}/db', SELECT_ALL)
@@ -347,18 +344,16 @@ def test_a_type_other_than_the_schema_is_refused(postgres):
 
 def test_the_examples_are_those_of_the_csv_files(postgres, tmp_path):
   """Byte-identical examples: the same statistics and the same splits."""
-  # pylint: disable=g-import-not-at-top
   import tensorflow as tf
 
   from pipeline.components import sql_example_gen
   from tests import test_arrow_example_gen
-  # pylint: enable=g-import-not-at-top
   folder = tmp_path / 'data'
   folder.mkdir()
   for path in _sample_csv():
     (folder / os.path.basename(path)).write_bytes(
         pathlib.Path(path).read_bytes())
-  from_csv = test_arrow_example_gen._both(folder)['arrow']  # pylint: disable=protected-access
+  from_csv = test_arrow_example_gen._both(folder)['arrow']
   url = postgres.url(DATABASE)
   kinds = _check(url, SELECT_ALL).feature_lists()
   from_sql = collections.Counter(sql_example_gen.encode_rows(

@@ -266,7 +266,7 @@ def test_an_unreachable_server_only_warns(tmp_path, capsys):
   for secret in (CANARY, CANARY.replace('@', '%40')):
     assert secret not in out + err
   assert 'MLflow: run' not in out
-  assert tracker._process is None  # pylint: disable=protected-access
+  assert tracker._process is None
 
 
 # --- End to end: the e2e runs, read back through MLflow's client ------------
@@ -282,10 +282,8 @@ def mlmd_runs(e2e_run) -> List[run_model.Run]:
 
 
 def _client(uri: str):
-  # pylint: disable=g-import-not-at-top
   import mlflow
   from mlflow.tracking import MlflowClient
-  # pylint: enable=g-import-not-at-top
   # A server's artifacts (mlflow-artifacts:/...) are read through the
   # process's global tracking URI, whatever the client's is.
   mlflow.set_tracking_uri(uri)

@@ -29,7 +29,7 @@ from tfx.types import standard_artifacts
 from models import features
 from models import hyperparameters as hp_lib
 from models import model as model_lib
-from models import model_config
+from models import model_config as model_config_lib
 from models import tuning
 from pipeline import flags as cli
 from pipeline.components import budgeted_tuner
@@ -41,7 +41,7 @@ from tests.conftest import SAMPLE_DATA
 
 DENSE = ['x_xf', 'noise_xf']
 CATEGORICAL = {'kind_xf': 4}
-DEFAULT_MODEL = model_config.ModelConfig()
+DEFAULT_MODEL = model_config_lib.ModelConfig()
 DEFAULT_BATCH = 128
 ROWS = 256
 
@@ -121,7 +121,7 @@ def test_search_space_holds_the_five_settings_with_the_defaults_as_default():
 
 
 def test_unusual_defaults_are_added_to_the_space():
-  model = model_config.ModelConfig(hidden_units=(100, 50), dropout=0.25,
+  model = model_config_lib.ModelConfig(hidden_units=(100, 50), dropout=0.25,
                                    learning_rate=0.05, l2=0.01)
   defaults = hp_lib.default_values(model, 100)
   space = tuning.search_space(defaults)
@@ -141,7 +141,7 @@ def test_the_same_seed_proposes_the_same_trials(tmp_path):
     oracle = tuning.BudgetedOracle(
         tuning.objective_for(features.BINARY), 4,
         tuning.search_space(defaults), tuning.Deadline(1e6), seed=0)
-    oracle._set_project_dir(str(tmp_path), name)  # pylint: disable=protected-access
+    oracle._set_project_dir(str(tmp_path), name)
     # One tuner id per trial: each asks for a new one without ending any.
     return [oracle.create_trial(f'tuner{i}').hyperparameters.values
             for i in range(4)]
@@ -217,7 +217,7 @@ def test_no_trial_starts_that_would_not_fit_in_the_time_left(tmp_path):
       tuning.search_space(hp_lib.default_values(DEFAULT_MODEL,
                                                 DEFAULT_BATCH)),
       tuning.Deadline(100.0, lambda: now[0]), seed=0)
-  oracle._set_project_dir(str(tmp_path), 'oracle')  # pylint: disable=protected-access
+  oracle._set_project_dir(str(tmp_path), 'oracle')
   running = keras_tuner.engine.trial.TrialStatus.RUNNING
   assert oracle.create_trial('a').status == running
   oracle.trial_seconds.extend([30.0, 10.0])  # Two trials, 20 s on average.
@@ -307,7 +307,7 @@ def test_run_fn_settings_come_from_the_tuners_best_hyperparameters(tmp_path):
   config = json.loads(json.dumps(space.get_config()))
   tuned, batch = hp_lib.apply(hp_lib.values_of(config), DEFAULT_MODEL,
                               DEFAULT_BATCH)
-  assert tuned == model_config.ModelConfig(
+  assert tuned == model_config_lib.ModelConfig(
       hidden_units=(128, 64, 32), dropout=0.1, learning_rate=0.003, l2=0.0)
   assert batch == 32
   model = model_lib.build_model(DENSE, CATEGORICAL, tuned)

@@ -34,12 +34,12 @@ from tensorflow_transform.tf_metadata import schema_utils
 from models import checkpoints
 from models import features
 from models import model as model_lib
-from models import model_config
+from models import model_config as model_config_lib
 from models import preprocessing
 from models import train
 from models import warm_start
 from pipeline import flags as cli
-from pipeline.definition import config as pipeline_config
+from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.inspection import run_model
 from pipeline.local import warm_start_source
@@ -50,7 +50,7 @@ SPEC = features.DatasetSpec(
     name='tiny', label_key='y', categorical_features=('color',),
     integer_categorical_features=('area',), bucket_features=('lat',),
     num_buckets=4, oov_buckets=3)
-CONFIG = model_config.ModelConfig(hidden_units=(8, 4), dropout=0.0)
+CONFIG = model_config_lib.ModelConfig(hidden_units=(8, 4), dropout=0.0)
 SPEC_TAXI = dataset_config.load_named('taxi').spec
 RAW_SPEC = {
     'color': tf.io.VarLenFeature(tf.string),
@@ -99,7 +99,7 @@ def _analyze(rows, out: pathlib.Path, tmp: str) -> tft.TFTransformOutput:
 
 
 def _build(output: tft.TFTransformOutput,
-           config: model_config.ModelConfig = CONFIG) -> tf.keras.Model:
+           config: model_config_lib.ModelConfig = CONFIG) -> tf.keras.Model:
   dense, categorical = train.model_inputs(output, SPEC)
   return model_lib.build_model(dense, categorical, config)
 
@@ -432,7 +432,7 @@ def test_spans_start_from_the_latest_blessed_model_of_an_earlier_span():
   newest_first = [_blessed('r4', 3, 'f3'), _blessed('r3', 2, 'f2b'),
                   _blessed('r2', 2, 'f2'), _blessed('r1', 1, 'f1')]
   warm = warm_start_source.choose(newest_first, span=3, fingerprint='f3')
-  assert warm == pipeline_config.WarmStart(
+  assert warm == config_lib.WarmStart(
       resolved=True, model_uri='pipeline_root/Trainer/model/3/Format-Serving',
       transform_graph_uri='pipeline_root/Transform/transform_graph/3', run_id='r3',
       span=2, dataset=SPEC, model=CONFIG)
@@ -488,10 +488,10 @@ def test_the_flag_asks_and_only_a_resolved_warm_start_reaches_the_trainer():
   # Off: the Trainer's config, and so its cache key, is as before.
   assert 'warm_start' not in config().training.trainer_custom_config()
   asked = config('--warm-start').training
-  assert asked.warm_start == pipeline_config.WarmStart()
+  assert asked.warm_start == config_lib.WarmStart()
   with pytest.raises(ValueError, match='--warm-start must be resolved'):
     asked.trainer_custom_config()
-  resolved = pipeline_config.WarmStart(
+  resolved = config_lib.WarmStart(
       resolved=True, model_uri='/m', run_id='r', span=1, dataset=SPEC,
       model=CONFIG)
   custom = dataclasses.replace(asked, warm_start=resolved
@@ -508,7 +508,6 @@ def test_without_spans_the_fingerprint_is_exampleGens_own(e2e_run, tmp_path):
   The copy's files have other modification times, so ExampleGen would see
   other data, and the run would start from the sample's blessed model.
   """
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import run_model as runs
   store = runs.open_store(e2e_run.metadata_path)
   blessed = list(runs.blessed_models(store, PIPELINE_NAME))
@@ -539,7 +538,6 @@ def test_without_spans_the_fingerprint_is_exampleGens_own(e2e_run, tmp_path):
 
 
 def _span_runs_read(span_runs):
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import summary as run_summary
   store = run_model.open_store(str(span_runs.output_dir / 'metadata.sqlite'))
   runs = [run_model.read_run(store, context, PIPELINE_NAME)
@@ -629,7 +627,6 @@ def test_a_rerun_of_span_2_names_the_same_model_so_it_stays_cached(
 
 
 def test_the_summary_and_the_report_show_the_warm_start():
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import report
   from pipeline.inspection import summary as run_summary
   note = 'none, started cold: the task differs: regression before, binary now'

@@ -213,13 +213,11 @@ def create_dag(argv: Sequence[str], environ: Mapping[str, str]
     AirflowConfigError: Bad flags or config; nothing of TFX was imported.
   """
   config, layout = config_from(argv, environ)
-  # pylint: disable=g-import-not-at-top
   # Airflow, TFX and TensorFlow: only once the flags are known to be good.
   from tfx.orchestration.airflow import airflow_dag_runner
 
   from pipeline.airflow import launcher
   from pipeline.definition import pipeline as pipeline_lib
-  # pylint: enable=g-import-not-at-top
   pipeline = pipeline_lib.create_pipeline(
       config, layout.metadata_location.connection_config())
   runner = airflow_dag_runner.AirflowDagRunner(
@@ -239,10 +237,8 @@ def _add_run_end(dag: 'airflow_models.DAG', argv: Sequence[str]) -> None:
   It runs whatever they ended in (Airflow's `all_done`), so that a failed
   or skipped component's run still gets its summary, report and MLflow run.
   """
-  # pylint: disable=g-import-not-at-top
   from airflow.operators import python as python_operator
   from airflow.utils import trigger_rule
-  # pylint: enable=g-import-not-at-top
   last = [task for task in dag.tasks if not task.downstream_list]
   end = python_operator.PythonOperator(
       task_id=RUN_END_TASK, python_callable=end_of_run, op_args=[list(argv)],
@@ -267,12 +263,10 @@ def end_of_run(argv: Sequence[str], dag_run: Any = None,
   Raises:
     ComponentTasksFailedError: A component task failed; it is named.
   """
-  # pylint: disable=g-import-not-at-top
   from pipeline.inspection import run_model
   from pipeline.orchestration import nodes
   from pipeline.tracking import run_end
   from pipeline.tracking import tracker as tracker_lib
-  # pylint: enable=g-import-not-at-top
   states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()
             if ti.task_id != RUN_END_TASK}
   failed = sorted(t for t, state in states.items() if state == 'failed')

@@ -151,7 +151,7 @@ def dataflow_components() -> Tuple[str, ...]:
   SchemaGen and ExampleValidator are plain Python executors);
   tests/test_kubeflow_spec.py checks that the two sets stay equal.
   """
-  from pipeline.definition import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  from pipeline.definition import pipeline as pipeline_lib
   return (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
           pipeline_lib.TRANSFORM, pipeline_lib.EVALUATOR)
 
@@ -289,7 +289,6 @@ def compile_kubeflow(config: config_lib.PipelineConfig, image: str,
   Returns:
     The absolute path of the written file.
   """
-  # pylint: disable=g-import-not-at-top
   from tfx import v1 as tfx
 
   from pipeline.definition import pipeline as pipeline_lib
@@ -307,7 +306,6 @@ def compile_kubeflow(config: config_lib.PipelineConfig, image: str,
 
 def application_default_credentials():
   """Returns (credentials, project) from ADC, or None when there are none."""
-  # pylint: disable=g-import-not-at-top
   import google.auth
   from google.auth import exceptions
   try:
@@ -320,7 +318,7 @@ def application_default_credentials():
 def submit_to_vertex(spec_file: str, *, display_name: str, credentials,
                      project: str, region: str, pipeline_root: str) -> str:
   """Submits a compiled spec to Vertex AI Pipelines; returns the job name."""
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   job = aiplatform.PipelineJob(
       display_name=display_name, template_path=spec_file,
       pipeline_root=pipeline_root, project=project, location=region,

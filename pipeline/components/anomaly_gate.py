@@ -66,7 +66,7 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies],
 
 
 @component
-def AnomalyGate(  # pylint: disable=invalid-name
+def AnomalyGate(
     anomalies: InputArtifact[
         standard_artifacts.ExampleAnomalies],
     allowed_anomaly_types: Parameter[str] = '',

@@ -207,7 +207,7 @@ class _EncodeFile(beam.DoFn):
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
-def _ArrowCsvToExample(  # pylint: disable=invalid-name
+def _ArrowCsvToExample(
     pipeline: beam.Pipeline, exec_properties: Dict[str, object],
     split_pattern: str) -> beam.PCollection:
   """Reads the split's CSV files into serialized tf.Examples."""

@@ -370,7 +370,7 @@ def read(uri: str) -> Dict:
 
 
 @component
-def FeatureAttributions(  # pylint: disable=invalid-name
+def FeatureAttributions(
     model: InputArtifact[standard_artifacts.Model],
     examples: InputArtifact[standard_artifacts.Examples],
     attributions: OutputArtifact[FeatureAttributionsArtifact],

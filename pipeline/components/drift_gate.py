@@ -220,7 +220,7 @@ def _described(baseline: standard_artifacts.ExampleStatistics) -> str:
 
 
 @component
-def DriftGate(  # pylint: disable=invalid-name
+def DriftGate(
     statistics: InputArtifact[
         standard_artifacts.ExampleStatistics],
     schema: InputArtifact[

@@ -49,7 +49,7 @@ def is_new(model: artifact.Artifact,
 
 
 @component
-def ModelChangeCheck(  # pylint: disable=invalid-name
+def ModelChangeCheck(
     model: InputArtifact[
         standard_artifacts.Model],
     change: OutputArtifact[ModelChange],

@@ -101,7 +101,7 @@ def _rows_to_example(read: Callable[[str], beam.PTransform], label: str):
   @beam.ptransform_fn
   @beam.typehints.with_input_types(beam.Pipeline)
   @beam.typehints.with_output_types(tf.train.Example)
-  def _ToExample(  # pylint: disable=invalid-name
+  def _ToExample(
       pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
       split_pattern: str) -> beam.pvalue.PCollection:
     pattern = os.path.join(

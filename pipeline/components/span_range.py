@@ -149,7 +149,7 @@ def span_patterns(exec_properties: Dict[str, Any]) -> List[str]:
 
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
-def _ReadEverySpan(  # pylint: disable=invalid-name
+def _ReadEverySpan(
     pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
     split_pattern: str, read_split: ReadSplit) -> beam.PCollection:
   """The rows of every span of the range, or of the one split pattern."""
@@ -167,7 +167,7 @@ def every_span(read_split: ReadSplit) -> ReadSplit:
 
   def read(exec_properties: Dict[str, Any],
            split_pattern: str) -> beam.PTransform:
-    return _ReadEverySpan(  # pylint: disable=no-value-for-parameter
-        exec_properties, split_pattern, read_split)
+    # ptransform_fn: the pipeline comes with `|`, not as an argument.
+    return _ReadEverySpan(exec_properties, split_pattern, read_split)
 
   return read

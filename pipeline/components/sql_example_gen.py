@@ -101,7 +101,7 @@ class _EncodeQuery(beam.DoFn):
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
-def _QueryToExample(  # pylint: disable=invalid-name
+def _QueryToExample(
     pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
     split_pattern: str) -> beam.PCollection:
   """Reads the query (the split's pattern) into serialized tf.Examples."""

@@ -13,7 +13,7 @@ from typing import Optional
 from typing import Tuple
 
 from models import features
-from models import model_config as model_lib
+from models import model_config as model_config_lib
 from pipeline.definition import input_formats
 from pipeline.definition import spans as spans_lib
 
@@ -126,7 +126,7 @@ class WarmStart:
   run_id: str = ''
   span: Optional[int] = None
   dataset: Optional[features.DatasetSpec] = None
-  model: Optional[model_lib.ModelConfig] = None
+  model: Optional[model_config_lib.ModelConfig] = None
   none_because: str = ''
 
   def to_dict(self) -> Dict[str, Any]:
@@ -160,7 +160,7 @@ class TrainingConfig:
   eval_steps: int = 12
   per_replica_batch_size: int = 128
   seed: int = 0
-  model: model_lib.ModelConfig = model_lib.ModelConfig()
+  model: model_config_lib.ModelConfig = model_config_lib.ModelConfig()
   warm_start: Optional[WarmStart] = None
 
   def __post_init__(self) -> None:

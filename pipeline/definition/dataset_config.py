@@ -53,7 +53,7 @@ import yaml
 
 from models import decision as decision_lib
 from models import features
-from models import model_config
+from models import model_config as model_config_lib
 from models import treatments
 from pipeline.definition import config as config_lib
 from pipeline.facts import files
@@ -233,9 +233,9 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
   notes = {str(k): str(v) for k, v in ignored.items() if v}
   notes.update({str(k): str(v) for k, v in (raw.get('notes') or {}).items()})
   model = raw.get('model')
-  if model is not None and model not in model_config.FAMILIES:
+  if model is not None and model not in model_config_lib.FAMILIES:
     raise ValueError(f'`model` must be one of '
-                     f'{", ".join(model_config.FAMILIES)}, got {model!r}.')
+                     f'{", ".join(model_config_lib.FAMILIES)}, got {model!r}.')
   return DatasetConfig(spec=spec, gate=gate, training=training, notes=notes,
                        path=path, model=model)
 

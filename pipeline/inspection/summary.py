@@ -39,7 +39,7 @@ from tfx.utils import io_utils
 from models import eval_split
 from models import hyperparameters
 from models import model_choice
-from models import model_config
+from models import model_config as model_config_lib
 from pipeline.components import anomaly_gate
 from pipeline.components import span_range
 from pipeline.definition import evaluation
@@ -269,7 +269,7 @@ def warm_start_note(training_info: Optional[Dict]) -> str:
 
 def _read_training_info(model_run_uri: str) -> Optional[Dict]:
   # The file models/ writes next to the Trainer's logs; not a TFX artifact.
-  path = os.path.join(model_run_uri, model_config.TRAINING_INFO_FILE)
+  path = os.path.join(model_run_uri, model_config_lib.TRAINING_INFO_FILE)
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
@@ -435,12 +435,12 @@ def format_summary(summary: RunSummary) -> str:
   if summary.training_info:
     info = summary.training_info
     choice = summary.chosen_model
-    if choice is None or choice.requested != model_config.GBT:
+    if choice is None or choice.requested != model_config_lib.GBT:
       lines.append(f"Training: {info['replicas_in_sync']} replica(s) in sync "
                    f"on {', '.join(info['devices'])}; global batch "
                    f"{info['global_batch_size']}")
-    if info.get(model_config.GBT):
-      lines.append('Training: ' + gbt_note(info[model_config.GBT]))
+    if info.get(model_config_lib.GBT):
+      lines.append('Training: ' + gbt_note(info[model_config_lib.GBT]))
     if choice is not None:
       lines.append(f'  model: {choice.note()}')
     if info.get('resumed_from_step'):

@@ -55,7 +55,7 @@ def simulate_cpu_devices(count: int) -> None:
 
   Lets MirroredStrategy run with several replicas on a machine without GPUs.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   cpus = tf.config.list_physical_devices('CPU')
   tf.config.set_logical_device_configuration(
       cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
@@ -82,7 +82,7 @@ def _run_dag(pipeline: tfx_pipeline.Pipeline, layout: layout_lib.OutputLayout,
     concurrent_runner.ConcurrentDagRunner(
         worker=worker, worker_nodes=WORKER_NODES,
         error_precedence=ERROR_PRECEDENCE, listener=printer).run(pipeline)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # Reported by the caller, after the summary of what did run.
     return e
   finally:

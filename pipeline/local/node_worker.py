@@ -70,7 +70,6 @@ def _warm_up() -> None:
   FeatureAttributions' conditional input (a ModelChange) without its class
   makes TFX warn and build an ephemeral one.
   """
-  # pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_data_validation  # noqa: F401
   from tfx.components.statistics_gen import executor  # noqa: F401
 
@@ -86,7 +85,6 @@ def launch(request: Dict[str, Any], answers: TextIO) -> None:
 
   Tells the parent on `answers` when the node's executor starts.
   """
-  # pylint: disable=g-import-not-at-top
   from tfx.proto.orchestration import pipeline_pb2
 
   from pipeline.orchestration import nodes
@@ -103,11 +101,9 @@ def launch(request: Dict[str, Any], answers: TextIO) -> None:
 def serve(requests: TextIO, answers: TextIO) -> None:
   """Answers requests until end of input."""
   setup = json.loads(requests.readline() or '{}')
-  # pylint: disable=g-import-not-at-top
   from pipeline.local import run as run_lib  # No TensorFlow: refusals use it.
   from pipeline.local import run_log
   from pipeline.local import secret_filter
-  # pylint: enable=g-import-not-at-top
   verbose = bool(setup.get('verbose'))
   run_lib.quiet_logs(verbose)
   if setup.get('log'):
@@ -125,7 +121,7 @@ def serve(requests: TextIO, answers: TextIO) -> None:
       try:
         launch(json.loads(line), answers)
         answer = {'ok': True}
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         # Sent back whole; the parent raises it as the node's error.
         answer = {'error': scrub(str(e)), 'error_type': type(e).__name__,
                   'traceback': scrub(traceback.format_exc())}

@@ -26,9 +26,9 @@ def exit_process(code: int) -> NoReturn:
   if others:
     sys.exit(code)
   _flush()
-  atexit._run_exitfuncs()  # pylint: disable=protected-access
+  atexit._run_exitfuncs()
   _flush()
-  os._exit(code)  # pylint: disable=protected-access
+  os._exit(code)
 
 
 def _flush() -> None:

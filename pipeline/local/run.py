@@ -140,7 +140,6 @@ def run(config: Optional[config_lib.PipelineConfig],
   try:
     # TFX logs the MLMD connection config, password included, at INFO.
     with secret_filter.masked_logs(_scrubber(layout)):
-      # pylint: disable-next=g-import-not-at-top
       from pipeline.local import dag  # TFX and TensorFlow: only from here on.
       return dag.execute(config, layout, cpu_replicas=cpu_replicas,
                          draft=draft, config_for=config_for, tracker=tracker,

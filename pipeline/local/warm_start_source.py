@@ -36,7 +36,7 @@ from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
 from models import features
-from models import model_config as model_lib
+from models import model_config as model_config_lib
 from pipeline.components import span_range
 from pipeline.definition import config as config_lib
 from pipeline.definition import sources
@@ -129,11 +129,11 @@ def choose(blessed: Iterable[run_model.BlessedModel], span: int,
 def _from(model: run_model.BlessedModel) -> config_lib.WarmStart:
   """The warm start from one blessed model, with its Trainer's settings."""
   dataset: Optional[features.DatasetSpec] = None
-  settings: Optional[model_lib.ModelConfig] = None
+  settings: Optional[model_config_lib.ModelConfig] = None
   try:
     trainer_config = json.loads(model.trainer_config)
     dataset = features.DatasetSpec.from_dict(trainer_config['dataset'])
-    settings = model_lib.ModelConfig.from_dict(
+    settings = model_config_lib.ModelConfig.from_dict(
         trainer_config['training']['model'])
   except (ValueError, LookupError, TypeError):
     # An older Trainer's config: the Trainer then starts cold and says so.

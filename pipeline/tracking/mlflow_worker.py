@@ -69,7 +69,6 @@ def _chunks(items: Sequence[Any], size: int) -> List[Sequence[Any]]:
 def _experiment_id(client, name: str,
                    artifact_location: Optional[str]) -> str:
   """The experiment of that name, created when missing."""
-  # pylint: disable-next=g-import-not-at-top
   from mlflow.exceptions import MlflowException
   experiment = client.get_experiment_by_name(name)
   if experiment is not None:
@@ -114,7 +113,6 @@ def _register(client, run_id: str, artifact_uri: str,
               model: Dict[str, Any]) -> str:
   """Logs the pushed model as an MLflow model and registers it, as the
   `champion`; returns the version."""
-  # pylint: disable-next=g-import-not-at-top
   from mlflow.exceptions import MlflowException
   with tempfile.TemporaryDirectory(prefix='mlflow-model-') as folder:
     client.log_artifacts(run_id, save_pyfunc(model, run_id, folder),
@@ -144,7 +142,6 @@ def log(client, request: Dict[str, Any],
   Returns:
     The run's ids, and the registered model version when one was made.
   """
-  # pylint: disable-next=g-import-not-at-top
   from mlflow.entities import Metric
   from mlflow.entities import Param
   from mlflow.entities import RunTag
@@ -173,7 +170,7 @@ def log(client, request: Dict[str, Any],
   except Exception as error:
     try:
       client.set_terminated(run_id, 'FAILED')
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       raise error from None  # The first problem is the one to report.
     raise
   client.set_terminated(run_id, request.get('status', FINISHED))
@@ -204,10 +201,8 @@ def main() -> int:
   started = time.monotonic()
   seconds = {}
   try:
-    # pylint: disable=g-import-not-at-top
     import mlflow
     from mlflow.tracking import MlflowClient
-    # pylint: enable=g-import-not-at-top
     seconds['import'] = time.monotonic() - started
     # No traces here; and a model's save (save_pyfunc), which turns
     # tracing off and on around itself, then skips setting it up (its
@@ -225,7 +220,7 @@ def main() -> int:
     seconds['open'] = time.monotonic() - started - seconds['import']
   # Whatever MLflow, its HTTP client or its database driver raises, the
   # run must go on: the parent prints it as one warning line.
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     failure = one_line(e)
   line = sys.stdin.readline()
   if not line.strip():
@@ -239,7 +234,7 @@ def main() -> int:
     seconds['log'] = time.monotonic() - logging_started
     seconds['cpu'] = time.process_time()
     _answer(answers, {**answer, 'seconds': seconds})
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:  # The same rule: one warning line, the run goes on.
     _answer(answers, {'error': one_line(e)})
   return 0
 
