@@ -50,40 +50,10 @@ from serving import tf_serving
 def _load_pyfunc(data_path: str, model_config: Any = None) -> 'PyfuncModel':
   """MLflow's hook: the model in `data_path` (`data/<version>/`)."""
   del model_config  # Unused: the model has no settings.
-  restore_route_decorator()
   keras_choice.select_keras()  # As the REST server does, before TensorFlow.
   name = os.path.basename(os.path.normpath(data_path))
   version = int(name) if name.isdigit() else 0
   return PyfuncModel(model_store.load(data_path, version))
-
-
-def restore_route_decorator() -> bool:
-  """Lets MLflow 2.22's scoring server build its app on Starlette 1.x.
-
-  `mlflow models serve` runs `mlflow.pyfunc.scoring_server.app`, which
-  registers its routes (/ping, /invocations) with Starlette's `app.route`
-  decorator; Starlette 1.0 removed that decorator, and the lock has a
-  Starlette 1.x for the REST server. The scoring server loads the model
-  before it builds its app, so this loader puts the decorator back, as the
-  `add_route` call it was, when it is missing; nothing else changes.
-
-  Returns:
-    Whether it was missing.
-  """
-  import fastapi
-  if hasattr(fastapi.FastAPI, 'route'):
-    return False
-
-  def route(app: Any, path: str, methods: Optional[List[str]] = None,
-            name: Optional[str] = None, include_in_schema: bool = True):
-    def decorator(endpoint):
-      app.add_route(path, endpoint, methods=methods, name=name,
-                    include_in_schema=include_in_schema)
-      return endpoint
-    return decorator
-
-  fastapi.FastAPI.route = route
-  return True
 
 
 def _plain(value: Any) -> Any:
