@@ -18,8 +18,8 @@ same way for every dataset:
    pipeline chose, its decision threshold, and both hold-out scores.
 
 The built-in suite is the data that ships with the installed packages
-(scikit-learn's breast cancer, wine and diabetes tables, TFX's penguins and
-taxi trips) and synthetic tables (`bench/synthetic.py`) with imbalanced
+(scikit-learn's breast cancer, wine and diabetes tables, and the taxi
+trips of TFX's example; the tfx wheel does not ship the penguins' CSV) and synthetic tables (`bench/synthetic.py`) with imbalanced
 labels, skewed and categorical columns and gaps. Other CSV files are added
 with `--csv` (repeatable, with `--label`, `--task`, ...), or replace the
 suite with `--only-csv`.
@@ -150,12 +150,6 @@ def builtin_suite(data_dir: pathlib.Path) -> List[Dataset]:
                classes=('barolo', 'grignolino', 'barbera'))
   from_sklearn('diabetes', sk_datasets.load_diabetes, REGRESSION)
 
-  import tfx  # The penguins and taxi trips ship inside the tfx package.
-  tfx_dir = pathlib.Path(tfx.__file__).resolve().parent
-  suite.append(Dataset(
-      'penguins', tfx_dir / 'examples' / 'penguin' / 'data' / 'labelled' /
-      'penguins_processed.csv', 'species', MULTICLASS,
-      source='TFX examples/penguin (processed)'))
   suite.append(Dataset(
       'taxi', bench.PROJECT_DATA_ROOT / 'data.csv', 'big_tipper', BINARY,
       positive_label='1', drop=('tips',), source='TFX chicago_taxi_pipeline'))
