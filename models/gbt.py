@@ -129,7 +129,11 @@ def build_forest(config: model_config_lib.GbtConfig, task: str,
     raise ValueError('The gradient-boosted trees need at least one input '
                      'feature.')
   skip_autograph_of_forests()
-  return tfdf.keras.GradientBoostedTreesModel(
+  # TF-DF prints what it resolves (the hyper-parameter template) to stdout
+  # as well as to absl's log: the log keeps it, the terminal stays the
+  # project's.
+  with contextlib.redirect_stdout(io.StringIO()):
+    return tfdf.keras.GradientBoostedTreesModel(
       task=_task(task),
       features=feature_usages(dense, categorical),
       exclude_non_specified_features=True,

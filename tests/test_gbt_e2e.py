@@ -91,7 +91,8 @@ _SERVE = textwrap.dedent('''
       unregistered = 'loaded'
     except Exception as e:  # The op is unknown without TF-DF.
       unregistered = str(e).splitlines()[0]
-        assert forest_ops.register()
+    from models import forest_ops
+    assert forest_ops.register()
     loaded = tf.saved_model.load(path)
     with open(requests, 'rb') as f:
       rows = [bytes.fromhex(line) for line in f.read().decode().split()]

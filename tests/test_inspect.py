@@ -173,9 +173,9 @@ def test_runner_printed_one_start_and_finish_line_per_component(e2e_run):
     # A start line for each component that really ran, none for cache hits.
     assert sorted(started) == sorted(c.component_id for c in summary.components
                                      if c.state != 'cached')
-    # The total counts every node, also the Evaluator, Pusher and
-    # FeatureAttributions an unchanged re-run skips.
-    skipped = 3 if summary.model_unchanged else 0
+    # The total counts every node, also the Evaluator, ServingCheck, Pusher
+    # and FeatureAttributions an unchanged re-run skips.
+    skipped = 4 if summary.model_unchanged else 0
     assert {m.group(2) for m in events} == {
         str(len(summary.components) + skipped)}
   # The second run came from cache: the runner said so per component.

@@ -134,7 +134,7 @@ def test_wrongly_typed_feature_is_a_clear_error(served):
   bad.features.feature['trip_miles'].bytes_list.value.append(b'3 miles')
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r"Key: trip_miles, Index: 0\.  Data types don't "
-                     'match. Data type: string but expected type: float'):
+                     'match. Expected type: float, Actual type: string'):
     _score(serve, [bad])
 
 
