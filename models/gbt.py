@@ -34,7 +34,9 @@ Training runs in C++ and releases Python's interpreter lock, so
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import io
 import os
 import time
 from typing import Any
@@ -134,22 +136,22 @@ def build_forest(config: model_config_lib.GbtConfig, task: str,
   # project's.
   with contextlib.redirect_stdout(io.StringIO()):
     return tfdf.keras.GradientBoostedTreesModel(
-      task=_task(task),
-      features=feature_usages(dense, categorical),
-      exclude_non_specified_features=True,
-      num_trees=config.num_trees,
-      max_depth=config.max_depth,
-      shrinkage=config.shrinkage,
-      min_examples=config.min_examples,
-      subsample=config.subsample,
-      validation_ratio=config.validation_ratio,
-      hyperparameter_template=config.template or None,
-      maximum_training_duration_seconds=(
-          float(max_seconds) if max_seconds is not None else -1.0),
-      random_seed=seed,
-      num_threads=num_threads,
-      verbose=0,
-      name=FOREST_NAME)
+        task=_task(task),
+        features=feature_usages(dense, categorical),
+        exclude_non_specified_features=True,
+        num_trees=config.num_trees,
+        max_depth=config.max_depth,
+        shrinkage=config.shrinkage,
+        min_examples=config.min_examples,
+        subsample=config.subsample,
+        validation_ratio=config.validation_ratio,
+        hyperparameter_template=config.template or None,
+        maximum_training_duration_seconds=(
+            float(max_seconds) if max_seconds is not None else -1.0),
+        random_seed=seed,
+        num_threads=num_threads,
+        verbose=0,
+        name=FOREST_NAME)
 
 
 def _zero(tensor: tf.Tensor) -> tf.Tensor:

@@ -69,6 +69,20 @@ def test_reservoir_sample_is_bounded_seeded_and_fair():
     attributions.reservoir_sample(records, 0, seed=0)
 
 
+def test_rows_for_cuts_a_wide_tables_sample_to_the_budget():
+  # Narrow: max_rows, as before (17 columns x 3 repeats x 1,960 rows fit).
+  assert attributions.rows_for(17, 3, 2000, 100_000) == 1960
+  assert attributions.rows_for(5, 3, 2000, 100_000) == 2000
+  # Wide: columns x repeats x rows stays within the budget ...
+  assert attributions.rows_for(50, 3, 2000, 100_000) == 666
+  # ... down to MIN_ROWS, and never above max_rows.
+  assert attributions.rows_for(300, 3, 2000, 100_000) == (
+      attributions.MIN_ROWS)
+  assert attributions.rows_for(300, 3, 200, 100_000) == 200
+  with pytest.raises(ValueError, match='max_scored_rows'):
+    attributions.rows_for(5, 3, 2000, 0)
+
+
 def _example(**values) -> tf.train.Example:
   example = tf.train.Example()
   for key, value in values.items():

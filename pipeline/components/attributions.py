@@ -20,6 +20,13 @@ Choices, and why:
   shuffled `repeats` times (default 3) and the mean drop is reported with
   its spread. The seed fixes the sample and every permutation, so a re-run
   on the same model gives the same numbers.
+* **A budget of scored rows, so cost grows gently with width.** The work
+  is columns x repeats x rows through the serving graph, so a wide table
+  gets fewer rows: `rows_for` keeps columns x repeats x rows within
+  `max_scored_rows` (default 100,000), but never below `MIN_ROWS` (500:
+  an AUC on fewer rows is too noisy to rank columns by). The taxi table's
+  17 columns keep up to 1,960 rows; 200 columns or more get 500. `rows` in
+  the result says how many were used.
 * **No gate.** The result is reported (run report, notebook), never
   judged. Nothing waits for it, the Pusher included, so it never blocks a
   push; the local runner runs it beside the Evaluator, in another process,
@@ -67,6 +74,10 @@ ATTRIBUTIONS_FILE = 'attributions.json'
 METHOD = 'permutation_importance'
 DEFAULT_MAX_ROWS = 2000
 DEFAULT_REPEATS = 3
+# Rows scored for the shuffles, all columns and repeats together (see
+# `rows_for`), and the fewest rows a wide table's sample is cut to.
+DEFAULT_MAX_SCORED_ROWS = 100_000
+MIN_ROWS = 500
 DEFAULT_SEED = 0
 BATCH_SIZE = 1024
 # The metric each task's importance is measured in (the Evaluator's primary
@@ -131,6 +142,18 @@ def r_squared(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 SCORERS = {'auc': auc, 'accuracy': accuracy, 'r_squared': r_squared}
+
+
+def rows_for(columns: int, repeats: int, max_rows: int,
+             max_scored_rows: int) -> int:
+  """The sample size: `max_rows`, cut so that columns x repeats x rows
+  stays within `max_scored_rows`, but not below `MIN_ROWS` (nor above
+  `max_rows`)."""
+  if max_scored_rows < 1:
+    raise ValueError(
+        f'max_scored_rows must be at least 1, got {max_scored_rows}.')
+  shuffles = max(columns, 1) * max(repeats, 1)
+  return min(max_rows, max(MIN_ROWS, max_scored_rows // shuffles))
 
 
 def reservoir_sample(records: Iterable[bytes], max_rows: int,
@@ -306,7 +329,8 @@ class ServedModel:
 def compute(model_path: str, records: Iterable[bytes],
                  spec: features.DatasetSpec, max_rows: int = DEFAULT_MAX_ROWS,
                  repeats: int = DEFAULT_REPEATS,
-                 seed: int = DEFAULT_SEED) -> Dict:
+                 seed: int = DEFAULT_SEED,
+                 max_scored_rows: int = DEFAULT_MAX_SCORED_ROWS) -> Dict:
   """Permutation importance of a serving model on a bounded sample.
 
   Args:
@@ -317,6 +341,8 @@ def compute(model_path: str, records: Iterable[bytes],
     max_rows: At most this many rows are scored.
     repeats: Shuffles per column.
     seed: Fixes the sample and the permutations.
+    max_scored_rows: Rows scored for all shuffles together; a wide table's
+      sample is cut to fit (`rows_for`).
 
   Returns:
     `permutation_importance`'s result plus 'method', 'task', 'rows',
@@ -324,7 +350,9 @@ def compute(model_path: str, records: Iterable[bytes],
     predictions).
   """
   started = time.monotonic()
-  sample = reservoir_sample(records, max_rows, seed)
+  rows = rows_for(len(spec.feature_columns), repeats, max_rows,
+                  max_scored_rows)
+  sample = reservoir_sample(records, rows, seed)
   if not sample:
     raise ValueError('No rows to compute feature attributions on: the split '
                      'is empty.')
@@ -379,6 +407,7 @@ def FeatureAttributions(
     max_rows: Parameter[int] = DEFAULT_MAX_ROWS,
     repeats: Parameter[int] = DEFAULT_REPEATS,
     seed: Parameter[int] = DEFAULT_SEED,
+    max_scored_rows: Parameter[int] = DEFAULT_MAX_SCORED_ROWS,
 ) -> None:
   """Writes the permutation importance of each feature column.
 
@@ -391,12 +420,14 @@ def FeatureAttributions(
     max_rows: At most this many rows (a seeded sample).
     repeats: Shuffles per column.
     seed: Fixes the sample and the permutations.
+    max_scored_rows: Rows scored for all shuffles together (a wide
+      table's sample is cut to fit, down to MIN_ROWS).
   """
   spec = features.DatasetSpec.from_dict(json.loads(dataset))
   result = compute(
       path_utils.serving_model_path(model.uri),
       split_records(examples, split), spec, max_rows=max_rows,
-      repeats=repeats, seed=seed)
+      repeats=repeats, seed=seed, max_scored_rows=max_scored_rows)
   result['split'] = split
   write(result, attributions.uri)
   attributions.set_string_custom_property('metric', result['metric'])
