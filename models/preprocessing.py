@@ -251,9 +251,17 @@ def _z_scored(key: str, raw: Tensor, log_scale: bool) -> Dict[str, tf.Tensor]:
   arbitrary fill value. A missing value then becomes 0, the training mean,
   and the `_missing` flag tells the model it was imputed.
   """
-  value = _map_values(tf.cast(raw, tf.float32), tf.math.log1p
+  # In float64, cast to float32 at the end: in float32 a column of large
+  # values with a small spread (census tract ids, 1.7e10 +- 3e5; Unix
+  # times) keeps too few digits for x - mean, and the rounding then depends
+  # on where a row falls in the kernel's vector lanes, so a row's score
+  # changed with the other rows of its batch.
+  value = _map_values(tf.cast(raw, tf.float64), tf.math.log1p
                       if log_scale else None)
-  scaled, missing = _densify(tft.scale_to_z_score(value), default=0.0)
+  # (Not scale_to_z_score's output_dtype: it makes the mean float32 too.)
+  scaled, missing = _densify(_map_values(
+      tft.scale_to_z_score(value), lambda v: tf.cast(v, tf.float32),
+      clamp=False), default=0.0)
   outputs = {features.transformed_name(key): scaled}
   if isinstance(raw, tf.SparseTensor):
     # A column without gaps in training never sets its flag there, so the
@@ -264,14 +272,15 @@ def _z_scored(key: str, raw: Tensor, log_scale: bool) -> Dict[str, tf.Tensor]:
   return outputs
 
 
-def _map_values(raw: Tensor, fn) -> Tensor:
-  """Applies `fn` to the values present (clamped at 0 for log1p)."""
+def _map_values(raw: Tensor, fn, clamp: bool = True) -> Tensor:
+  """Applies `fn` to the values present (clamped at 0 first, for log1p)."""
   if fn is None:
     return raw
+  values = raw.values if isinstance(raw, tf.SparseTensor) else raw
+  mapped = fn(tf.maximum(values, 0.0) if clamp else values)
   if isinstance(raw, tf.SparseTensor):
-    return tf.SparseTensor(raw.indices, fn(tf.maximum(raw.values, 0.0)),
-                           raw.dense_shape)
-  return fn(tf.maximum(raw, 0.0))
+    return tf.SparseTensor(raw.indices, mapped, raw.dense_shape)
+  return mapped
 
 
 def _densify(raw: Tensor, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -244,3 +244,28 @@ def test_regression_label_stays_a_number():
   values = preprocessing.transform_label(raw, _label_spec('regression'))
   assert values.dtype == tf.float32
   assert values.numpy().tolist() == [151.0, 75.0]
+
+
+def test_large_values_with_a_small_spread_keep_their_digits():
+  """Census tract ids (1.7e10, spread 3e4) z-score to float precision: in
+  float32 x - mean kept too few digits, and a served row's score changed
+  with the other rows of its request."""
+  import tensorflow as tf  # Only this test builds its own schema.
+  spec = features.DatasetSpec(name='t', label_key='y', task='regression',
+                              numeric_features=('x',))
+  metadata = dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec({
+          'x': tf.io.VarLenFeature(tf.float32),
+          'y': tf.io.FixedLenFeature([1], tf.float32)}))
+  rng = np.random.default_rng(7)
+  # Multiples of 2048 near 1.7e10: each is exact in float32.
+  values = 17031080960.0 + 2048.0 * rng.integers(0, 40, size=64)
+  rows = [{'x': [v], 'y': [0.0]} for v in values]
+  with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
+    (outputs, _), _ = (
+        (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(
+                inputs, {'dataset': spec.to_dict()})))
+  got = np.array([_scalar(o['x_xf']) for o in outputs])
+  expected = (values - values.mean()) / values.std()
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
