@@ -155,10 +155,13 @@ def apply(values: Mapping[str, Any], model: model_config_lib.ModelConfig,
   changes: Dict[str, Any] = {}
   gbt_changes = {name: values[name] for name in GBT_NAMES if name in values}
   if gbt_changes:
-    # GbtConfig checks the ranges.
-    changes['gbt'] = dataclasses.replace(model.gbt, **{
-        name: (float(value) if name in (SHRINKAGE, SUBSAMPLE)
-               else int(value)) for name, value in gbt_changes.items()})
+    typed = {name: (float(value) if name in (SHRINKAGE, SUBSAMPLE)
+                    else int(value)) for name, value in gbt_changes.items()}
+    # GbtConfig checks the ranges. The trials grew `template`'s forests,
+    # so the tuned values are that template's: the alternative template
+    # (model_config.GbtConfig) was never tried with them, and does not grow.
+    changes['gbt'] = dataclasses.replace(model.gbt, alternative_template=None,
+                                         **typed)
   if HIDDEN_UNITS in values:
     changes['hidden_units'] = parse_units(values[HIDDEN_UNITS])
   for name in (DROPOUT, LEARNING_RATE, L2):

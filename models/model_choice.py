@@ -22,6 +22,13 @@ reliably, and the mean does not have to.
 With `dnn` or `gbt` only that family trains, and it is still scored, so
 every run reports its model's eval score.
 
+After the choice, and after the decision threshold is chosen on the kept
+model's eval predictions, the trees of a kept model that holds them grow
+again on the train and eval rows (`models/gbt.py`, `refit`), and
+`with_trees` puts them in place: the pushed model is then the refit trees,
+or the mean of the DNN and the refit trees. The recorded eval scores are
+those of the models chosen between, which the eval split could judge.
+
 The choice (`Choice`) goes into training_info.json, where the run summary,
 the report, the model card and MLflow read it, and into the serving
 contract (`model`, `candidates`). The Evaluator then gates the chosen
@@ -198,3 +205,29 @@ def choose(task: str, requested: str, models: Mapping[str, Any],
                   scores={f: s.score for f, s in scored.items()},
                   eval_rows=int(len(kept.labels)))
   return choice, kept
+
+
+def with_trees(choice: Choice, models: Mapping[str, Any], trees: Any,
+               mean_of: Callable[[Tuple[Any, ...]], Any]) -> Any:
+  """The kept model with `trees` in place of the trees it was chosen with.
+
+  For the refit (`models/gbt.py`): the trees grown again on the train and
+  eval rows replace those scored here. The DNN is not refit: it stays as
+  trained, alone or in the mean.
+
+  Args:
+    choice: The choice; its kept model must hold trees.
+    models: Family -> trained model, as given to `choose`.
+    trees: The trees that replace `models[GBT]`.
+    mean_of: Builds the mean of models (`gbt.mean_model`).
+
+  Raises:
+    ValueError: The kept model holds no trees.
+  """
+  if not choice.needs_forest_ops:
+    raise ValueError(f'The kept model ({choice.chosen}) holds no trees to '
+                     'replace.')
+  if choice.chosen == model_config_lib.GBT:
+    return trees
+  return mean_of(tuple(trees if family == model_config_lib.GBT else model
+                       for family, model in models.items()))

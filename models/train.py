@@ -1,10 +1,14 @@
 """TFX Trainer entry point: `run_fn` trains the model family and exports it.
 
 The wide-and-deep DNN trains under MirroredStrategy; with `--model gbt` or
-`auto` gradient-boosted trees grow beside it (`models/gbt.py`), and `auto`
-keeps the DNN, the trees or their mean, whichever scores best on the eval
-split (`models/model_choice.py`). Then the decision threshold is chosen on the
-kept model's eval predictions, and the model is exported.
+`auto` gradient-boosted trees grow beside it (`models/gbt.py`: one forest
+per template, the better on the eval split kept), and `auto` keeps the
+DNN, the trees or their mean, whichever scores best on the eval split
+(`models/model_choice.py`). Then the decision threshold is chosen on the
+kept model's eval predictions. When the kept model holds trees, they grow
+again on the train and eval splits together (`gbt.refit`: more rows, now
+that the eval split has made its choices; the test split stays unseen),
+and the model is exported with the refit trees.
 
 Referenced by module path (`models.train.run_fn`), so Trainer imports the
 installed package rather than a copied module file.
@@ -269,12 +273,28 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
       spec.transformed_label_key, global_batch, shuffle=False)
 
   dense, categorical = model_inputs(tf_transform_output, spec)
+  tree_setup = gbt.Setup(spec, model_config.gbt, dense, categorical,
+                         seed=int(training['seed']),
+                         drop_all_features=model_config.drop_all_features)
+
+  def eval_pass() -> tf.data.Dataset:
+    """One pass over the eval split, the same order every time."""
+    return data_input.input_fn(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+        spec.transformed_label_key, global_batch, shuffle=False,
+        num_epochs=1)
+
+  def tree_rows(files: List[str]) -> tf.data.Dataset:
+    """One pass over `files`, as the trees read them."""
+    return gbt.training_dataset(files, fn_args.data_accessor,
+                                tf_transform_output, spec, tree_setup.inputs,
+                                model_config.drop_all_features)
+
   # --model gbt or auto: the trees grow in a thread while the DNN trains
   # (models/gbt.py); auto then keeps the DNN, the trees or their mean,
   # whichever scores best on the eval split (models/model_choice.py).
   started = time.monotonic(), time.process_time()
-  trees = (gbt.start(fn_args, spec, model_config, tf_transform_output, dense,
-                     categorical, int(training['seed']))
+  trees = (gbt.start(tree_setup, tree_rows(fn_args.train_files))
            if model_config.trains_gbt else None)
   trained: Dict[str, tf.keras.Model] = {}
   info: Dict[str, Any] = {'hyperparameters': tuned}
@@ -284,7 +304,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
         dense, categorical, tf_transform_output)
     info.update(dnn_info)
   if trees is not None:
-    forest = trees.result()
+    forest = gbt.keep_best_template(trees.result(), spec.task, eval_pass)
+    gbt.write_curves(forest, fn_args.model_run_dir)
     trained[model_config_lib.GBT] = forest.model
     info[model_config_lib.GBT] = forest.info
   # Wall and CPU seconds of the training, both families together: with
@@ -293,18 +314,21 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
       'wall': round(time.monotonic() - started[0], 3),
       'cpu': round(time.process_time() - started[1], 3)}
   choice, chosen = model_choice.choose(
-      spec.task, model_config.family, trained,
-      lambda: data_input.input_fn(
-          fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-          spec.transformed_label_key, global_batch, shuffle=False,
-          num_epochs=1), mean_of=gbt.mean_model)
+      spec.task, model_config.family, trained, eval_pass,
+      mean_of=gbt.mean_model)
   model = chosen.model
   info[model_choice.KEY] = choice.to_dict()
   logging.info('Model: %s', choice.note())
   # Binary: the decision threshold, chosen on one pass over the eval split.
-  decision = eval_split.binary_decision(model, spec, data_input.input_fn(
-      fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-      spec.transformed_label_key, global_batch, shuffle=False, num_epochs=1))
+  decision = eval_split.binary_decision(model, spec, eval_pass())
+  if choice.needs_forest_ops and model_config.gbt.refit:
+    # The eval split has made its choices: the kept trees grow again on
+    # the train and eval rows, and replace the first ones in the export.
+    refit = gbt.refit(tree_setup, forest,
+                      tree_rows(fn_args.train_files + fn_args.eval_files))
+    info[model_config_lib.GBT] = refit.info
+    model = model_choice.with_trees(choice, trained, refit.model,
+                                    gbt.mean_model)
   _write_training_info(fn_args.model_run_dir, strategy, global_batch,
                        {**info, **eval_split.decision_info(decision)})
 

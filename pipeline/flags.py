@@ -454,7 +454,8 @@ def build_config(args: argparse.Namespace, *, pipeline_root: str,
           **training,
           model=model_config_lib.ModelConfig(
               drop_all_features=args.drop_all_features,
-              family=model_family(args, dataset)),
+              family=model_family(args, dataset),
+              gbt=model_config_lib.GbtConfig.from_settings(dataset.gbt)),
           # Resolved against ML Metadata by the local run-time.
           warm_start=(config_lib.WarmStart()
                       if getattr(args, 'warm_start', False) else None)),

@@ -3,11 +3,14 @@
 Real TF Decision Forests training on small in-memory tables of transformed
 features (the shapes and dtypes Transform writes): the forest, the Keras
 model around it, its export and load in a fresh process, the `--model`
-config, the auto choice on the eval split, the trees' tuning and the warm
-start that refuses them. The pipeline runs are in tests/test_gbt_e2e.py.
+config and the trees' `gbt:` settings, the two templates chosen on the
+eval split, the refit on the train and eval rows, the auto choice on the
+eval split, the trees' tuning and the warm start that refuses them. The
+pipeline runs are in tests/test_gbt_e2e.py.
 """
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -19,6 +22,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
+import tensorflow_decision_forests as tfdf
 import tensorflow_model_analysis as tfma
 
 from models import features
@@ -38,6 +42,7 @@ from pipeline.definition import pipeline as pipeline_lib
 from pipeline.inspection import summary as run_summary
 from pipeline.tracking import mlflow_log
 from tests.conftest import REPO_ROOT
+from tests.conftest import SAMPLE_DATA
 
 DENSE = ['x_xf', 'noise_xf']
 CATEGORICAL = {'kind_xf': 6}
@@ -368,6 +373,253 @@ def test_the_summary_shows_the_choice():
       0.35, 0.3)
 
 
+# --- Two templates, chosen on the eval split. -------------------------------
+
+
+def _trained_as(template: str, model) -> gbt.Trained:
+  return gbt.Trained(model=model, forest=None, template=template,
+                     info={'trees': 1})
+
+
+def test_the_template_with_the_better_eval_score_is_kept():
+  batches = _split_rows(_eval_batches())
+  reads = []
+
+  def eval_dataset():
+    reads.append(1)
+    return batches
+
+  first = _trained_as('benchmark_rank1@v1', _Constant(0.5))
+  second = _trained_as('', _Constant(0.45))
+  kept = gbt.keep_best_template([first, second], features.BINARY,
+                                eval_dataset)
+  assert kept is second and len(reads) == 2
+  scores = kept.info['templates']
+  assert list(scores) == ['benchmark_rank1@v1', '']
+  assert scores['benchmark_rank1@v1'] == pytest.approx(np.log(2), rel=1e-6)
+  assert scores[''] < scores['benchmark_rank1@v1']
+  assert kept.info['template'] == ''
+  assert json.loads(json.dumps(kept.info))['templates'] == scores
+  # A tie keeps the configured (first) template; NaN beats nothing.
+  tied = gbt.keep_best_template(
+      [_trained_as('a', _Constant(0.3)), _trained_as('b', _Constant(0.3))],
+      features.BINARY, lambda: batches)
+  assert tied.template == 'a'
+
+
+def test_a_single_template_is_kept_without_reading_the_eval_split():
+  def unread():
+    raise AssertionError('the eval split was read')
+
+  only = _trained_as('benchmark_rank1@v1', _Constant(0.5))
+  kept = gbt.keep_best_template([only], features.BINARY, unread)
+  assert kept is only
+  assert kept.info == {'trees': 1, 'template': 'benchmark_rank1@v1'}
+
+
+def _setup(config, spec=BINARY_SPEC, drop_all_features=False):
+  return gbt.Setup(spec, config, DENSE, CATEGORICAL, seed=0,
+                   drop_all_features=drop_all_features, num_threads=1)
+
+
+def _dataset(batch, labels):
+  return tf.data.Dataset.from_tensor_slices((batch, labels)).batch(256)
+
+
+def test_two_forests_grow_one_per_template_with_the_same_settings():
+  config = dataclasses.replace(SMALL, num_trees=10)
+  assert config.templates == ('benchmark_rank1@v1', '')
+  grown = gbt.start(_setup(config), _dataset(*_rows(300, 0))).result()
+  assert [t.template for t in grown] == ['benchmark_rank1@v1', '']
+  for trained in grown:
+    assert trained.info['settings'] == dataclasses.asdict(config)
+    assert trained.info['trees'] == 10 and trained.info['rows'] == 300
+    assert trained.info['seconds'] > 0
+  # The templates grow different forests from the same rows and seed.
+  batch, _ = _rows(50, 1)
+  first, second = (t.model(batch, training=False).numpy() for t in grown)
+  assert not np.allclose(first, second)
+
+
+def test_a_named_or_tuned_template_grows_alone():
+  named = model_config.GbtConfig.from_settings({'template': ''})
+  assert named.templates == ('',) and named.alternative_template is None
+  both = model_config.GbtConfig.from_settings(
+      {'template': '', 'alternative_template': 'benchmark_rank1@v1'})
+  assert both.templates == ('', 'benchmark_rank1@v1')
+  assert model_config.GbtConfig(alternative_template=None).templates == (
+      'benchmark_rank1@v1',)
+  assert model_config.GbtConfig(template='').templates == ('',)
+  # --tune searched `template`'s settings: the alternative does not grow.
+  tuned, _ = hp_lib.apply({'num_trees': 50}, model_config.ModelConfig(), 128)
+  assert tuned.gbt.templates == ('benchmark_rank1@v1',)
+  dnn_tuned, _ = hp_lib.apply({'dropout': 0.1}, model_config.ModelConfig(),
+                              128)
+  assert dnn_tuned.gbt.templates == ('benchmark_rank1@v1', '')
+
+
+# --- The refit on the train and eval rows. ----------------------------------
+
+
+def _noisy_classes(n: int, seed: int):
+  """Three classes from x, a third of them relabelled at random: the loss
+  on YDF's held-out rows stops improving long before 200 iterations."""
+  batch, _ = _rows(n, seed)
+  rng = np.random.default_rng(seed + 100)
+  classes = np.digitize(batch['x_xf'][:, 0], [-0.5, 0.5]).astype(np.int64)
+  noise = rng.random(n) < 0.33
+  return batch, np.where(noise, rng.integers(0, 3, n), classes)
+
+
+MULTICLASS_SPEC = features.DatasetSpec(
+    name='toy', label_key='y', task='multiclass',
+    label_classes=('low', 'mid', 'high'))
+
+
+@pytest.fixture(scope='module')
+def refit_run():
+  """An early-stopped multiclass forest, then its refit on more rows."""
+  config = model_config.GbtConfig(num_trees=200, validation_ratio=0.2,
+                                  template='', alternative_template=None)
+  setup = _setup(config, MULTICLASS_SPEC)
+  first, = gbt.start(setup, _dataset(*_noisy_classes(600, 0))).result()
+  first = gbt.keep_best_template([first], features.MULTICLASS, list)
+  refit = gbt.refit(setup, first, _dataset(*_noisy_classes(900, 1)))
+  return first, refit
+
+
+def test_the_refit_grows_as_many_trees_as_early_stopping_kept(refit_run):
+  first, refit = refit_run
+  # Early stopping kept fewer than the ceiling; one tree per class and
+  # iteration, so the refit asks for a third as many iterations.
+  assert 0 < first.info['trees'] < 3 * 200
+  assert first.info['trees'] % 3 == 0
+  assert gbt.iterations(first.forest) == first.info['trees'] // 3
+  # The template is the kept forest's, whatever the config named first.
+  refit_config = gbt.refit_config(
+      model_config.GbtConfig(num_trees=200, validation_ratio=0.2,
+                             template='benchmark_rank1@v1'), first)
+  assert (refit_config.num_trees, refit_config.validation_ratio,
+          refit_config.template, refit_config.templates) == (
+              first.info['trees'] // 3, 0.0, '', ('',))
+  assert refit.info['refit']['trees'] == first.info['trees']
+  assert gbt.forest_info(refit.forest)['trees'] == first.info['trees']
+
+
+def test_the_refit_reads_every_row_it_is_given_and_records_it(refit_run):
+  first, refit = refit_run
+  assert first.info['rows'] == 600
+  assert refit.info['refit']['rows'] == 900  # Nothing held out.
+  assert refit.info['refit']['seconds'] > 0
+  # The first fit's record stays: its trees, rows and template.
+  assert {k: refit.info[k] for k in first.info} == first.info
+  assert refit.template == first.template == ''
+  assert refit.forest is not first.forest
+  batch, _ = _rows(40, 2)
+  scores = refit.model(batch, training=False).numpy()
+  assert scores.shape == (40, 3)
+  assert not np.allclose(scores, first.model(batch, training=False).numpy())
+  assert json.loads(json.dumps(refit.info)) == refit.info
+
+
+def test_the_refit_of_a_featureless_model_stays_featureless():
+  config = dataclasses.replace(SMALL, num_trees=5, alternative_template=None)
+  setup = _setup(config, drop_all_features=True)
+  zeros = {k: np.zeros_like(v) for k, v in _rows(300, 0)[0].items()}
+  first, = gbt.start(setup, _dataset(zeros, _rows(300, 0)[1])).result()
+  more = {k: np.zeros_like(v) for k, v in _rows(400, 1)[0].items()}
+  refit = gbt.refit(setup, gbt.keep_best_template([first], 'binary', list),
+                    _dataset(more, _rows(400, 1)[1]))
+  p = refit.model(_rows(200, 3)[0], training=False).numpy()[:, 0]
+  assert np.ptp(p) < 1e-6
+  assert p[0] == pytest.approx(_rows(400, 1)[1].mean(), abs=0.05)
+
+
+def _exported_rows(path: pathlib.Path) -> int:
+  """Rows the one forest inside a SavedModel was trained on, read from its
+  assets, where TF-DF keeps the YDF model."""
+  return tfdf.inspector.make_inspector(
+      str(path / 'assets')).dataspec.created_num_rows
+
+
+def test_the_kept_model_gets_the_refit_trees_and_keeps_its_dnn(
+    refit_run, tmp_path):
+  first, refit = refit_run
+  dnn = model_lib.build_model(DENSE, CATEGORICAL, model_config.ModelConfig(
+      hidden_units=(4,)), model_lib.Head('multiclass', num_classes=3))
+  models = {'dnn': dnn, 'gbt': first.model}
+  gbt_choice = model_choice.Choice(
+      requested='gbt', chosen='gbt', metric='log_loss',
+      higher_is_better=False, scores={'gbt': 1.0})
+  assert model_choice.with_trees(gbt_choice, {'gbt': first.model},
+                                 refit.model, gbt.mean_model) is refit.model
+  mean_choice = model_choice.Choice(
+      requested='auto', chosen='ensemble', metric='log_loss',
+      higher_is_better=False, scores={'dnn': 1.0, 'gbt': 1.0,
+                                      'ensemble': 0.9})
+  gbt.mean_model((dnn, first.model))  # As `choose` builds it.
+  mean = model_choice.with_trees(mean_choice, models, refit.model,
+                                 gbt.mean_model)
+  batch, _ = _rows(20, 6)
+  np.testing.assert_allclose(
+      mean(batch, training=False).numpy(),
+      (dnn(batch, training=False).numpy() +
+       refit.model(batch, training=False).numpy()) / 2, rtol=1e-5)
+  # Exported, the mean holds the refit forest: the one trained on 900 rows.
+  mean.save(str(tmp_path / 'mean'), save_format='tf', save_traces=False)
+  assert _exported_rows(tmp_path / 'mean') == 900
+  dnn_choice = model_choice.Choice(
+      requested='dnn', chosen='dnn', metric='log_loss',
+      higher_is_better=False, scores={'dnn': 1.0})
+  with pytest.raises(ValueError, match='holds no trees'):
+    model_choice.with_trees(dnn_choice, {'dnn': dnn}, refit.model,
+                            gbt.mean_model)
+
+
+# --- The trees' settings in dataset.yaml. -----------------------------------
+
+
+def test_dataset_config_gbt_settings(tmp_path):
+  config = dataset_config.load(str(_config_file(
+      tmp_path, "gbt: {refit: false, template: '', num_trees: 50}\n")))
+  assert config.gbt == {'refit': False, 'template': '', 'num_trees': 50}
+  assert dataset_config.to_dict(config)['gbt'] == config.gbt
+  settings = model_config.GbtConfig.from_settings(config.gbt)
+  assert (settings.refit, settings.templates, settings.num_trees) == (
+      False, ('',), 50)
+  assert dataset_config.load(str(_config_file(tmp_path, ''))).gbt == {}
+  assert model_config.GbtConfig.from_settings({}) == model_config.GbtConfig()
+  for text, message in (
+      ('gbt: {trees: 5}\n', r"unknown key\(s\) \['trees'\] in `gbt`"),
+      ("gbt: {num_trees: '50'}\n", '`gbt.num_trees` must be an integer'),
+      ('gbt: {refit: yes please}\n', '`gbt.refit` must be true or false'),
+      ('gbt: {template: 3}\n', '`gbt.template` must be a YDF template'),
+      ('gbt: {shrinkage: 2}\n', r'gbt shrinkage must be in \(0, 1\]'),
+      ('gbt: [refit]\n', '`gbt` maps')):
+    with pytest.raises(dataset_config.DatasetConfigError,
+                       match=r'dataset\.yaml: ' + message):
+      dataset_config.load(str(_config_file(tmp_path, text)))
+
+
+def test_the_trainer_gets_the_gbt_settings_of_the_dataset_config(tmp_path):
+  config = dataset_config.load(str(_config_file(
+      tmp_path, "model: gbt\ngbt: {refit: false, template: ''}\n")))
+  pipeline = cli.build_config(
+      _args('--data-root', str(SAMPLE_DATA)), pipeline_root=str(tmp_path / 'r'),
+      serving_model_dir=str(tmp_path / 's'), dataset=config)
+  model = model_config.ModelConfig.from_dict(
+      pipeline.training.trainer_custom_config()['model'])
+  assert model.family == 'gbt'
+  assert (model.gbt.refit, model.gbt.templates) == (False, ('',))
+  # The default: two templates, refit.
+  plain = cli.build_config(
+      _args('--data-root', str(SAMPLE_DATA)), pipeline_root=str(tmp_path / 'r'),
+      serving_model_dir=str(tmp_path / 's'),
+      dataset=dataset_config.load(str(_config_file(tmp_path, ''))))
+  assert plain.training.model.gbt == model_config.GbtConfig()
+  assert plain.training.model.gbt.refit
+
+
 # --- Tuning the trees. -----------------------------------------------------
 
 
@@ -454,7 +706,8 @@ def test_background_training_raises_the_threads_error():
   broken = tf.data.Dataset.from_tensor_slices(
       ({'x_xf': np.zeros((4, 1), np.float32)}, np.zeros(4, np.int64))
   ).batch(4)
-  background = gbt.Background(forest, broken, lambda f: None)
+  background = gbt.Background({SMALL.template: forest}, broken,
+                              lambda template, f: None)
   with pytest.raises(Exception, match='noise_xf'):  # TF-DF's error type.
     background.result()
 

@@ -2,9 +2,11 @@
 
 `gbt_run` runs the committed sample with `--model gbt` on a copy of the
 e2e fixture's outputs, as a user switching the family would: ExampleGen to
-Transform come from the cache, the Trainer grows the trees, the Evaluator
-judges them against the blessed DNN (TFMA loads them through
-models/forest_ops.py), FeatureAttributions permutes their inputs. The
+Transform come from the cache, the Trainer grows the trees (a forest per
+template; the better on the eval split grows again on the train and eval
+splits), the Evaluator judges them against the blessed DNN (TFMA loads
+them through models/forest_ops.py), FeatureAttributions permutes their
+inputs. The
 trees are then served hermetically, in a fresh process that registers TF
 Decision Forests' ops and nothing else, with the Transform output moved
 away, as tests/test_contract.py does for the DNN.
@@ -25,6 +27,7 @@ import textwrap
 import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
+import tensorflow_decision_forests as tfdf
 
 from models import model_choice
 from models import serving_contract
@@ -59,6 +62,14 @@ def _trainer_model(run) -> pathlib.Path:
   return pathlib.Path(model.uri) / 'Format-Serving'
 
 
+def _exported_rows(model: pathlib.Path) -> int:
+  """Rows the forest inside a SavedModel was trained on, read from its
+  assets, where TF-DF keeps the YDF model (beside Transform's
+  vocabularies)."""
+  return tfdf.inspector.make_inspector(
+      str(model / 'assets')).dataspec.created_num_rows
+
+
 def test_the_trainer_grows_trees_and_records_them(gbt_run):
   output_dir, result = gbt_run
   summary = robustness.latest_summary(output_dir)
@@ -72,6 +83,21 @@ def test_the_trainer_grows_trees_and_records_them(gbt_run):
   assert math.isfinite(choice.scores['gbt'])
   trees = summary.training_info['gbt']
   assert 0 < trees['trees'] <= trees['settings']['num_trees']
+  # Two templates grew on the train split; the eval split kept the better.
+  assert set(trees['templates']) == {'benchmark_rank1@v1', ''}
+  assert all(math.isfinite(v) for v in trees['templates'].values())
+  assert trees['templates'][trees['template']] == min(
+      trees['templates'].values())
+  # Then the kept forest grew again on the train and eval splits, as many
+  # trees as early stopping kept, and that forest is the exported one.
+  root = output_dir / 'pipeline_root'
+  train_rows = len(pipeline_state.split_examples(root, 'train'))
+  eval_rows = len(pipeline_state.split_examples(root, 'eval'))
+  assert trees['rows'] == train_rows
+  assert trees['refit']['rows'] == train_rows + eval_rows
+  assert trees['refit']['trees'] == trees['trees']
+  assert _exported_rows(_trainer_model(_latest(output_dir))) == (
+      train_rows + eval_rows)
   assert 'resumed_from_step' not in summary.training_info  # No DNN trained.
   assert 'Training: gradient-boosted trees: ' in result.stdout
   assert f'  model: {choice.note()}' in result.stdout

@@ -17,7 +17,9 @@ the decision threshold on the eval split: `{rule: f1}` (the default) or
 (models/decision.py). `model` picks the model family: `dnn` (the
 wide-and-deep network), `gbt` (gradient-boosted trees) or `auto` (both,
 the DNN, the trees or their mean kept, whichever scores best on the eval
-split; the default when the key is absent).
+split; the default when the key is absent). `gbt` sets the trees' settings
+(`model_config.GbtConfig`'s fields, e.g. `{template: '', refit: false}`);
+a setting it leaves out keeps its default.
 
     name: penguins
     label: species
@@ -68,7 +70,7 @@ COLUMN_KEYS = tuple(t.key for t in treatments.CONFIG_ORDER) + (IGNORED,)
 ENCODING_KEYS = ('vocab_top_k', 'oov_buckets', 'num_buckets')
 TOP_LEVEL_KEYS = ('name', 'label', 'task', 'positive_label', 'classes',
                   'columns', 'required', 'slices', 'encoding', 'gate',
-                  'decision', 'model', 'training', 'notes') + (
+                  'decision', 'model', 'gbt', 'training', 'notes') + (
                       features.DOCUMENTATION_FIELDS)
 # Gate keys of earlier versions, and what replaced them.
 REMOVED_GATE_KEYS = {
@@ -96,6 +98,9 @@ class DatasetConfig:
     path: The file it came from ('' when built in memory).
     model: The model family the file names (`model_config.FAMILIES`); None
       when it names none (then `model_config.DEFAULT_FAMILY`).
+    gbt: The gradient-boosted trees' settings the file sets, by
+      `model_config.GbtConfig` field (`GbtConfig.from_settings` reads
+      them).
   """
   spec: features.DatasetSpec
   gate: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -103,6 +108,7 @@ class DatasetConfig:
   notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
   path: str = ''
   model: Optional[str] = None
+  gbt: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def schema_path(self) -> str:
@@ -236,8 +242,15 @@ def parse(raw: Any, path: str = '') -> DatasetConfig:
   if model is not None and model not in model_config_lib.FAMILIES:
     raise ValueError(f'`model` must be one of '
                      f'{", ".join(model_config_lib.FAMILIES)}, got {model!r}.')
+  gbt = raw.get('gbt') or {}
+  if not isinstance(gbt, dict):
+    raise ValueError("`gbt` maps the trees' settings to values, e.g. "
+                     "{template: '', refit: false}.")
+  # Keys, types and ranges, each with the key named; the Trainer reads the
+  # same settings through the same function (pipeline/flags.py).
+  model_config_lib.GbtConfig.from_settings(gbt)
   return DatasetConfig(spec=spec, gate=gate, training=training, notes=notes,
-                       path=path, model=model)
+                       path=path, model=model, gbt=dict(gbt))
 
 
 def to_dict(config: DatasetConfig) -> Dict[str, Any]:
@@ -280,6 +293,8 @@ def to_dict(config: DatasetConfig) -> Dict[str, Any]:
     raw['decision'] = spec.decision.to_dict()
   if config.model is not None:
     raw['model'] = config.model
+  if config.gbt:
+    raw['gbt'] = dict(config.gbt)
   if config.training:
     raw['training'] = dict(config.training)
   used = set(spec.excluded_columns)
