@@ -730,3 +730,13 @@ def test_the_evaluators_loader_registers_the_ops_in_any_process(
   revived = pickler.loads(pickler.dumps(construct))
   assert isinstance(revived, forest_ops.WithForestOps)
   assert revived() is not None  # Loads the trees' SavedModel.
+
+
+def test_the_summary_names_the_template_kept_and_the_refit():
+  info = {'trees': 90, 'seconds': 4.0, 'threads': 2,
+          'template': '', 'templates': {'benchmark_rank1@v1': 0.31, '': 0.29},
+          'refit': {'rows': 1798, 'trees': 90, 'seconds': 1.3}}
+  assert run_summary.gbt_note(info) == (
+      'gradient-boosted trees: 90 trees in 4.0 s (2 threads); template YDF '
+      'defaults kept (eval 0.2900; benchmark_rank1@v1 0.3100); refit on 1798 '
+      'train+eval rows: 90 trees in 1.3 s')
