@@ -329,7 +329,9 @@ def run_dataset(dataset: Dataset, work_root: pathlib.Path,
   """Splits, runs the pipeline, scores the hold-out, runs the HGB model."""
   work = work_root / dataset.name
   frame = pd.read_csv(dataset.csv, low_memory=False)
-  frame = frame.drop(columns=list(dataset.drop))
+  # --drop applies to every --csv that has the column (parse_args refused
+  # one that none has).
+  frame = frame.drop(columns=[c for c in dataset.drop if c in frame])
   train, holdout = split(frame)
   data_root = work / 'data'
   holdout_dir = work / 'holdout'
@@ -455,7 +457,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if not (len(args.csv) == len(args.label) == len(args.task)):
     parser.error('each --csv needs one --label and one --task.')
+  headers = {csv: _header(csv, parser) for csv in args.csv}
+  for column in args.drop:
+    if not any(column in header for header in headers.values()):
+      parser.error(f'--drop {column}: no --csv has that column (columns: '
+                   f'{", ".join(sorted(set().union(*headers.values())))}).')
   return args
+
+
+def _header(csv: str, parser: argparse.ArgumentParser) -> List[str]:
+  """The column names of `csv`, or a usage error naming the file."""
+  try:
+    return list(pd.read_csv(csv, nrows=0).columns)
+  except (OSError, ValueError) as e:
+    parser.error(f'--csv {csv}: cannot read its header: {e}')
+    raise  # Unreachable: parser.error exits.
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -91,3 +91,17 @@ def test_at_least_hgb_compares_in_the_metric_direction():
   assert not result('multiclass', 0.7, 0.8).at_least_hgb
   assert result('regression', 1.0, 2.0).at_least_hgb
   assert not result('regression', 3.0, 2.0).at_least_hgb
+
+
+def test_drop_applies_where_the_column_is_and_refuses_a_typo(tmp_path,
+                                                               capsys):
+  first, second = tmp_path / 'a.csv', tmp_path / 'b.csv'
+  first.write_text('id,x,y\n1,2,0\n')
+  second.write_text('x,y\n2,1\n')
+  common = ['--csv', str(first), '--label', 'y', '--task', 'binary',
+            '--csv', str(second), '--label', 'y', '--task', 'binary']
+  assert holdout.parse_args(common + ['--drop', 'id']).drop == ['id']
+  with pytest.raises(SystemExit):
+    holdout.parse_args(common + ['--drop', 'ids'])
+  assert '--drop ids: no --csv has that column (columns: id, x, y)' in (
+      capsys.readouterr().err)
