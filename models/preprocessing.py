@@ -26,6 +26,7 @@ from typing import Callable
 from typing import Dict
 from typing import Mapping
 from typing import Optional
+from typing import Sequence
 from typing import Tuple
 from typing import Union
 
@@ -36,10 +37,17 @@ from models import features
 from models import treatments
 
 Tensor = Union[tf.Tensor, tf.SparseTensor]
-# A column treatment's transform: (spec, column, its raw tensor, the
-# treatment's parameter or None) -> transformed tensors by output name.
-Transform = Callable[[features.DatasetSpec, str, Tensor, Optional[int]],
+# One column of a treatment: (its name, its raw tensor, the treatment's
+# parameter or None).
+Column = Tuple[str, Tensor, Optional[int]]
+# A column treatment's transform: (spec, all the treatment's columns) ->
+# transformed tensors by output name. It takes the columns together so that
+# one analyzer can serve them all (`_z_scored`); `_each_column` makes one
+# from a transform of a single column.
+Transform = Callable[[features.DatasetSpec, Sequence[Column]],
                      Dict[str, tf.Tensor]]
+ColumnTransform = Callable[[features.DatasetSpec, str, Tensor, Optional[int]],
+                           Dict[str, tf.Tensor]]
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensor],
@@ -72,9 +80,12 @@ def preprocessing_fn(inputs: Mapping[str, Tensor],
       raise NotImplementedError(
           f'The column treatment {treatment.key!r} has no transform: add one '
           'to TRANSFORMS in models/preprocessing.py.')
-    for key, parameter in spec.entries(treatment):
-      check_kind(spec, treatment, key, inputs[key])
-      outputs.update(transform(spec, key, inputs[key], parameter))
+    columns = [(key, inputs[key], parameter)
+               for key, parameter in spec.entries(treatment)]
+    for key, raw, _ in columns:
+      check_kind(spec, treatment, key, raw)
+    if columns:
+      outputs.update(transform(spec, columns))
 
   outputs[spec.transformed_label_key] = transform_label(
       inputs[spec.label_key], spec)
@@ -170,18 +181,31 @@ def _class_index(text: tf.Tensor, classes: Tuple[str, ...]) -> tf.Tensor:
 # The column treatments' transforms.
 
 
-def _log(spec: features.DatasetSpec, key: str, raw: Tensor,
-         parameter: Optional[int]) -> Dict[str, tf.Tensor]:
+def _each_column(transform: ColumnTransform) -> Transform:
+  """A treatment's transform that handles its columns one at a time."""
+
+  def each(spec: features.DatasetSpec,
+           columns: Sequence[Column]) -> Dict[str, tf.Tensor]:
+    outputs: Dict[str, tf.Tensor] = {}
+    for key, raw, parameter in columns:
+      outputs.update(transform(spec, key, raw, parameter))
+    return outputs
+
+  return each
+
+
+def _log(spec: features.DatasetSpec,
+         columns: Sequence[Column]) -> Dict[str, tf.Tensor]:
   """Heavy-tailed non-negative amounts: log1p tames the tail (fares go up to
   several hundred dollars) before z-scoring."""
-  del spec, parameter  # Unused.
-  return _z_scored(key, raw, log_scale=True)
+  del spec  # Unused.
+  return _z_scored(columns, log_scale=True)
 
 
-def _numeric(spec: features.DatasetSpec, key: str, raw: Tensor,
-             parameter: Optional[int]) -> Dict[str, tf.Tensor]:
-  del spec, parameter  # Unused.
-  return _z_scored(key, raw, log_scale=False)
+def _numeric(spec: features.DatasetSpec,
+             columns: Sequence[Column]) -> Dict[str, tf.Tensor]:
+  del spec  # Unused.
+  return _z_scored(columns, log_scale=False)
 
 
 def _bucket(spec: features.DatasetSpec, key: str, raw: Tensor,
@@ -236,48 +260,74 @@ def _vocabulary(spec: features.DatasetSpec, key: str, raw: Tensor,
 TRANSFORMS: Dict[str, Transform] = {
     treatments.LOG.key: _log,
     treatments.NUMERIC.key: _numeric,
-    treatments.BUCKET.key: _bucket,
-    treatments.CYCLICAL.key: _cyclical,
-    treatments.CATEGORICAL.key: _vocabulary,
-    treatments.INTEGER_CATEGORICAL.key: _vocabulary,
+    treatments.BUCKET.key: _each_column(_bucket),
+    treatments.CYCLICAL.key: _each_column(_cyclical),
+    treatments.CATEGORICAL.key: _each_column(_vocabulary),
+    treatments.INTEGER_CATEGORICAL.key: _each_column(_vocabulary),
 }
 
 
-def _z_scored(key: str, raw: Tensor, log_scale: bool) -> Dict[str, tf.Tensor]:
-  """A z-scored numeric feature and, when it can be absent, its flag.
+def _z_scored(columns: Sequence[Column],
+              log_scale: bool) -> Dict[str, tf.Tensor]:
+  """Z-scored numeric features and, for those that can be absent, flags.
 
-  tft.scale_to_z_score on a SparseTensor computes the mean and variance of
-  the values present only, so gaps do not pull the statistics towards an
-  arbitrary fill value. A missing value then becomes 0, the training mean,
-  and the `_missing` flag tells the model it was imputed.
+  The mean and variance are of the values present only, so gaps do not
+  pull the statistics towards an arbitrary fill value. A missing value then
+  becomes 0, the training mean, and the `_missing` flag tells the model it
+  was imputed.
+
+  The columns are stacked into one [batch, columns] SparseTensor holding
+  the values present, and scaled elementwise: each column by its own mean
+  and variance, computed by one tf.Transform analyzer for all of them. An
+  analyzer per column costs Beam stages per column: on 20 numeric columns
+  of 2,000 rows, 19.0 s of Transform against 10.3 s stacked (one core).
+  The flags' training maxima are one analyzer too.
   """
-  # In float64, cast to float32 at the end: in float32 a column of large
-  # values with a small spread (census tract ids, 1.7e10 +- 3e5; Unix
-  # times) keeps too few digits for x - mean, and the rounding then depends
-  # on where a row falls in the kernel's vector lanes, so a row's score
-  # changed with the other rows of its batch.
-  value = _map_values(tf.cast(raw, tf.float64), tf.math.log1p
-                      if log_scale else None)
+  keys = [key for key, _, _ in columns]
+  values, present = [], []
+  for _, raw, _ in columns:
+    # In float64, cast to float32 at the end: in float32 a column of large
+    # values with a small spread (census tract ids, 1.7e10 +- 3e5; Unix
+    # times) keeps too few digits for x - mean, and the rounding then
+    # depends on where a row falls in the kernel's vector lanes, so a row's
+    # score changed with the other rows of its batch.
+    value, missing = _densify(_map_values(
+        tf.cast(raw, tf.float64), tf.math.log1p if log_scale else None),
+                              default=0.0)
+    # [batch]: each row holds one value (the schema caps value_count at 1).
+    values.append(tf.reshape(value, [-1]))
+    present.append(1.0 - tf.reshape(missing, [-1]))
+  values_present = tf.stack(present, axis=1)
+  where = tf.where(values_present > 0)
+  stacked = tf.SparseTensor(where, tf.gather_nd(tf.stack(values, axis=1),
+                                                where),
+                            tf.shape(values_present, out_type=tf.int64))
+  stacked.set_shape([None, len(keys)])
   # (Not scale_to_z_score's output_dtype: it makes the mean float32 too.)
-  scaled, missing = _densify(_map_values(
-      tft.scale_to_z_score(value), lambda v: tf.cast(v, tf.float32),
-      clamp=False), default=0.0)
-  outputs = {features.transformed_name(key): scaled}
-  if isinstance(raw, tf.SparseTensor):
+  scaled = tf.cast(tf.sparse.to_dense(
+      tft.scale_to_z_score(stacked, elementwise=True)), tf.float32)
+  outputs = {features.transformed_name(key): scaled[:, index]
+             for index, key in enumerate(keys)}
+  optional = [index for index, (_, raw, _) in enumerate(columns)
+              if isinstance(raw, tf.SparseTensor)]
+  if optional:
+    absent = tf.gather(1.0 - values_present, optional, axis=1)
     # A column without gaps in training never sets its flag there, so the
     # model never learns a weight for it; the flag stays 0 at serving too
     # (times the training maximum, 0), and a missing value is the mean.
-    outputs[features.missing_indicator_name(key)] = missing * tft.max(
-        missing)
+    flags = absent * tft.max(absent, reduce_instance_dims=False)
+    for position, index in enumerate(optional):
+      outputs[features.missing_indicator_name(keys[index])] = (
+          flags[:, position])
   return outputs
 
 
-def _map_values(raw: Tensor, fn, clamp: bool = True) -> Tensor:
+def _map_values(raw: Tensor, fn) -> Tensor:
   """Applies `fn` to the values present (clamped at 0 first, for log1p)."""
   if fn is None:
     return raw
   values = raw.values if isinstance(raw, tf.SparseTensor) else raw
-  mapped = fn(tf.maximum(values, 0.0) if clamp else values)
+  mapped = fn(tf.maximum(values, tf.cast(0, values.dtype)))
   if isinstance(raw, tf.SparseTensor):
     return tf.SparseTensor(raw.indices, mapped, raw.dense_shape)
   return mapped

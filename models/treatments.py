@@ -21,7 +21,9 @@ Adding a treatment:
    fields stay written out, for type checkers and readers;
    tests/test_treatments.py fails when they and the registry disagree;
 3. its transform in `TRANSFORMS` (models/preprocessing.py), which
-   preprocessing_fn requires for every entry;
+   preprocessing_fn requires for every entry: it takes all the
+   treatment's columns at once (`_each_column` makes one from a transform
+   of a single column);
 4. a line in docs/own-data.md, which the same test looks for.
 
 Zero-config drafts (pipeline/local/drafting.py) choose a treatment by rules
