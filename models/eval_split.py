@@ -146,23 +146,24 @@ def eval_score(task: str, labels: np.ndarray, predictions: np.ndarray
 DECISION_KEY = 'decision'
 
 
-def binary_decision(model: Callable[..., Any], spec: features.DatasetSpec,
-                    eval_dataset: Iterable[Tuple[Mapping[str, Any], Any]]
+def binary_decision(labels: np.ndarray, probabilities: np.ndarray,
+                    spec: features.DatasetSpec
                     ) -> Optional[decision_lib.Decision]:
-  """A binary model's decision threshold, chosen on the eval split.
+  """A binary model's decision threshold, chosen on its eval predictions.
 
   Args:
-    model: The trained model (see `predict_eval_split`).
+    labels: The eval split's labels (`predict_eval_split`).
+    probabilities: The model's P(positive) on the same rows, as
+      `model_choice.choose` returns them with the kept model, so the
+      eval split is not read again.
     spec: The dataset; its `decision` says which rule chooses.
-    eval_dataset: One pass over the transformed eval split.
 
   Returns:
     The threshold and what it does on the eval rows; None for a multiclass
-    or regression task (nothing is read then).
+    or regression task.
   """
   if spec.task != features.BINARY:
     return None
-  labels, probabilities = predict_eval_split(model, eval_dataset)
   return decision_lib.choose(labels, probabilities, spec.decision)
 
 

@@ -319,8 +319,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   model = chosen.model
   info[model_choice.KEY] = choice.to_dict()
   logging.info('Model: %s', choice.note())
-  # Binary: the decision threshold, chosen on one pass over the eval split.
-  decision = eval_split.binary_decision(model, spec, eval_pass())
+  # Binary: the decision threshold, on the kept model's eval predictions
+  # that the choice computed.
+  decision = eval_split.binary_decision(chosen.labels, chosen.predictions,
+                                        spec)
   if choice.needs_forest_ops and model_config.gbt.refit:
     # The eval split has made its choices: the kept trees grow again on
     # the train and eval rows, and replace the first ones in the export.
