@@ -20,7 +20,6 @@ from typing import List
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.options import pipeline_options
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import utils as example_gen_utils
@@ -31,17 +30,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-# Runners whose GroupByKey keeps every element in the runner's memory and
-# hands the groups back in arrival order.
-_IN_MEMORY_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner',
-                      'BundleBasedDirectRunner')
+from pipeline.facts import beam_runners
 
 
 def reshuffles(beam_pipeline_args: Sequence[str]) -> bool:
-  """Whether the write keeps TFX's Reshuffle before the TFRecord sink."""
-  options = pipeline_options.PipelineOptions(list(beam_pipeline_args))
-  runner = options.view_as(pipeline_options.StandardOptions).runner
-  return runner not in _IN_MEMORY_RUNNERS
+  """Whether the write keeps TFX's Reshuffle before the TFRecord sink: on
+  every runner but the in-memory DirectRunner."""
+  return not beam_runners.runs_in_process(beam_pipeline_args)
 
 
 class DirectWriteExecutor(base_example_gen_executor.BaseExampleGenExecutor):

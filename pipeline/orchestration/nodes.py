@@ -23,6 +23,8 @@ from tfx.orchestration.portable import runtime_parameter_utils
 from tfx.orchestration.portable.mlmd import execution_lib
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline.orchestration import beam_dependencies
+
 
 class NodeFailedError(RuntimeError):
   """The node's execution did not succeed, though the launcher returned."""
@@ -124,6 +126,8 @@ def run_node(ir: pipeline_pb2.Pipeline, node_id: str,
     node was skipped: its inputs resolved to nothing, which is what a false
     `Cond` does.
   """
+  # A DirectRunner node needs no sdist of TFX for its (in-process) workers.
+  beam_dependencies.skip_for_direct_runner()
   deployment = runner_utils.extract_local_deployment_config(ir)
   return portable_launcher.Launcher(
       pipeline_node=node_of(ir, node_id),
