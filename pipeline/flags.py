@@ -111,6 +111,11 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
                      help='With --label and --task binary: the label value '
                      'that means "positive" (needed unless the label is '
                      '0/1). Repeatable.')
+  which.add_argument('--draft-only', action='store_true',
+                     help='With --label: profile the data, write the draft '
+                     'schema and dataset config, and stop there, before '
+                     'Transform and training. Review the drafts, then run '
+                     'with --dataset-config <output-dir>/draft/dataset.yaml.')
   parser.add_argument('--schema', default=None,
                       help='Curated schema .pbtxt (default: the schema.pbtxt '
                       'beside the dataset config).')
@@ -309,9 +314,9 @@ def draft_request(args: argparse.Namespace
   tuning_config(args)  # A --tune-* flag without --tune: before profiling.
   _check_warm_start(args, getattr(args, 'model', None), '--model gbt')
   if args.label is None:
-    if args.task or args.positive_label:
-      raise FlagError('--task and --positive-label go with --label COLUMN '
-                      '(a zero-config run).')
+    if args.task or args.positive_label or getattr(args, 'draft_only', False):
+      raise FlagError('--task, --positive-label and --draft-only go with '
+                      '--label COLUMN (a zero-config run).')
     return None
   if getattr(args, 'sql_url', None):
     raise FlagError('--label drafts the dataset from files; with --sql-url, '
@@ -337,7 +342,8 @@ def draft_request(args: argparse.Namespace
       task=args.task, data_root=folder,
       positive_label=tuple(args.positive_label),
       input_format=input_formats.resolve(
-          getattr(args, 'input_format', input_formats.AUTO), folder))
+          getattr(args, 'input_format', input_formats.AUTO), folder),
+      draft_only=bool(getattr(args, 'draft_only', False)))
 
 
 def span_input(data_root: str, span: Optional[str]
@@ -365,7 +371,7 @@ def load_dataset_config(args: argparse.Namespace
     FlagError: --label here (only the local runner drafts configs), or both
       --dataset and --dataset-config.
   """
-  if args.label:
+  if args.label or getattr(args, 'draft_only', False):
     raise FlagError(
         '--label (a zero-config run) drafts its dataset config on this '
         'machine: run runners/local_runner.py --label ... first, commit the '

@@ -152,3 +152,13 @@ def test_local_runner_refuses_mixed_formats_with_exit_2(
   assert 'mixes input formats' in result.stderr and '--format' in (
       result.stderr)
 
+
+
+def test_draft_only_stops_a_zero_config_request_after_the_drafts(tmp_path):
+  data = record_files.taxi_folder('parquet', tmp_path)
+  base = ['--data-root', str(data), '--label', 'tips', '--task',
+          'regression']
+  assert cli.draft_request(_args(base)).draft_only is False
+  assert cli.draft_request(_args([*base, '--draft-only'])).draft_only is True
+  with pytest.raises(cli.FlagError, match='--draft-only go with --label'):
+    cli.draft_request(_args(['--data-root', str(data), '--draft-only']))

@@ -26,6 +26,8 @@ class DraftRequest:
   data_root: str
   positive_label: Tuple[str, ...] = ()
   input_format: str = input_formats.CSV
+  # --draft-only: stop once the drafts are written, before Transform.
+  draft_only: bool = False
 
   def provisional_spec(self, label_values: Sequence[str]
                        ) -> features.DatasetSpec:

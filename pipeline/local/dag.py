@@ -24,6 +24,7 @@ from pipeline.definition import config as config_lib
 from pipeline.definition import dataset_config
 from pipeline.definition import draft_request as draft_lib
 from pipeline.definition import pipeline as pipeline_lib
+from pipeline.facts import commands
 from pipeline.facts import files
 from pipeline.facts import layout as layout_lib
 from pipeline.facts import metadata_location
@@ -190,10 +191,18 @@ def execute(config: config_lib.PipelineConfig, layout: layout_lib.OutputLayout,
   os.makedirs(layout.root, exist_ok=True)
   if draft is not None:
     try:
-      config = config_for(draft_dataset(config, layout, draft))
+      drafted = draft_dataset(config, layout, draft)
     except (RuntimeError, ValueError) as e:
       print(f'RUN FAILED: {e}', file=sys.stderr, flush=True)
       return 1
+    if draft.draft_only:
+      print('Stopped after the drafts (--draft-only). Review them, then '
+            f'train with: {commands.COMMANDS["tabular-run"]} --data-root '
+            f'{draft.data_root} --dataset-config '
+            f'{os.path.join(layout.draft_dir, files.DATASET_CONFIG_FILE)} '
+            f'--output-dir {layout.root}', flush=True)
+      return 0
+    config = config_for(drafted)
   # --warm-start: the blessed model to start from, fixed before the run.
   config = warm_start_source.resolve(config, layout)
   pipeline = pipeline_lib.create_pipeline(config, connection_config(layout))
