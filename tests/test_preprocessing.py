@@ -84,18 +84,24 @@ OPTIONAL = sorted(set(SPEC.feature_columns) - set(SPEC.required_features))
 
 
 @pytest.fixture(scope='module')
-def transformed():
+def analyzed():
+  """One analysis of the rows: their outputs, and a request's with every
+  optional feature empty (row 1 bare)."""
   rows = _rows()
-  outputs, _ = _transform(rows)
+  bare = {k: (v if k not in OPTIONAL else '') for k, v in rows[1].items()}
+  outputs, served = _transform(rows, [bare])
+  return rows, outputs, served[0]
+
+
+@pytest.fixture(scope='module')
+def transformed(analyzed):
+  rows, outputs, _ = analyzed
   return rows, outputs
 
 
 @pytest.fixture(scope='module')
-def served_without_optional():
-  rows = _rows()
-  bare = {k: (v if k not in OPTIONAL else '') for k, v in rows[1].items()}
-  _, served = _transform(rows, [bare])
-  return served[0]
+def served_without_optional(analyzed):
+  return analyzed[2]
 
 
 def test_label_is_copied_as_int(transformed):
