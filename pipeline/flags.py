@@ -373,9 +373,10 @@ def load_dataset_config(args: argparse.Namespace
   """
   if args.label or getattr(args, 'draft_only', False):
     raise FlagError(
-        '--label (a zero-config run) drafts its dataset config on this '
-        'machine: run runners/local_runner.py --label ... first, commit the '
-        'drafts, then pass --dataset-config to this runner.')
+        '--label and --draft-only (a zero-config run) draft the dataset '
+        'config on this machine: run runners/local_runner.py --label ... '
+        'first, commit the drafts, then pass --dataset-config to this '
+        'runner.')
   if args.dataset_config and args.dataset:
     raise FlagError('Pass --dataset or --dataset-config, not both.')
   if args.dataset_config:

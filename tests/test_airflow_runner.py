@@ -209,8 +209,12 @@ def test_a_missing_output_dir_is_refused_and_not_created(tmp_path):
     (['--warm-start'], 'TABULAR_PIPELINE_ARGS: --warm-start is not '
                        'supported by the Airflow DAG'),
     (['--label', 'tips', '--task', 'regression'],
-     'TABULAR_PIPELINE_ARGS: --label (a zero-config run) drafts its dataset '
-     'config on this machine: run runners/local_runner.py --label ... first'),
+     'TABULAR_PIPELINE_ARGS: --label and --draft-only (a zero-config run) '
+     'draft the dataset config on this machine: run runners/local_runner.py '
+     '--label ... first'),
+    (['--draft-only'],
+     'TABULAR_PIPELINE_ARGS: --label and --draft-only (a zero-config run) '
+     'draft the dataset config on this machine'),
     (['--beam-workers', '-1'], 'TABULAR_PIPELINE_ARGS: --beam-workers must '
                                'be >= 0, got -1.'),
 ])

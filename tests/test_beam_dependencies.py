@@ -26,6 +26,15 @@ def test_the_runner_is_read_from_the_args(args, runner):
                                                            'DirectRunner'))
 
 
+@pytest.mark.parametrize('name, here', [
+    ('direct', True), ('DirectRunner', True), ('directrunner', True),
+    ('SwitchingDirectRunner', True), ('dataflow', False),
+    ('DataflowRunner', False), ('FlinkRunner', False),
+])
+def test_runner_names_match_as_beam_matches_them(name, here):
+  assert beam_runners.runs_in_process([f'--runner={name}']) is here
+
+
 @pytest.fixture
 def built(monkeypatch, tmp_path):
   """The sdists TFX would build, recorded instead of built. TFX's own

@@ -2,9 +2,8 @@
 
 TFX's base ExampleGen executor puts a Reshuffle before the TFRecord sink of
 each split. On the DirectRunner that Reshuffle's GroupByKey holds every
-example in memory (4.5 GB at 1.5 million taxi rows) and returns the groups
-in the order they arrived, so it costs the memory and shuffles nothing.
-`DirectWriteExecutor` writes straight to the sink there, with the same
+example in memory (4.5 GB at 1.5 million taxi rows) and buys nothing: the
+splits are chosen by hash, not by order. `DirectWriteExecutor` writes straight to the sink there, with the same
 splits, files (gzipped TFRecords named `data_tfrecord-*`) and artifact
 properties; on every other runner (Dataflow shuffles for real, spilling to
 disk) it is the base executor. The project's ExampleGen executors (CSV,

@@ -1,8 +1,8 @@
 """Which Beam runners run the pipeline in this process, on this venv.
 
 Beam's default runner (no `--runner`) is the DirectRunner. Its GroupByKey
-keeps every element in memory and returns the groups in arrival order, and
-its workers import what this venv has: ExampleGen's write skips the useless
+keeps every element in memory and shuffles nothing, and its workers import
+what this venv has: ExampleGen's write skips the useless
 Reshuffle there (`pipeline/components/direct_write.py`), and TFX builds no
 sdist of itself for workers (`pipeline/orchestration/beam_dependencies.py`).
 """
@@ -10,8 +10,10 @@ sdist of itself for workers (`pipeline/orchestration/beam_dependencies.py`).
 from typing import Optional
 from typing import Sequence
 
-IN_PROCESS_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner',
-                      'BundleBasedDirectRunner')
+# As Beam matches `--runner` (`runners/runner.create_runner`): any case,
+# with or without the 'Runner' suffix ('direct', 'DirectRunner').
+_IN_PROCESS = ('directrunner', 'switchingdirectrunner',
+               'bundlebaseddirectrunner')
 
 
 def runner_of(beam_pipeline_args: Sequence[str]) -> Optional[str]:
@@ -28,4 +30,8 @@ def runner_of(beam_pipeline_args: Sequence[str]) -> Optional[str]:
 
 def runs_in_process(beam_pipeline_args: Sequence[str]) -> bool:
   """Whether these Beam args run on the DirectRunner, here."""
-  return runner_of(beam_pipeline_args) in IN_PROCESS_RUNNERS
+  runner = runner_of(beam_pipeline_args)
+  if runner is None:
+    return True
+  name = runner.lower()
+  return name in _IN_PROCESS or name + 'runner' in _IN_PROCESS

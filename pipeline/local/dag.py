@@ -198,8 +198,8 @@ def execute(config: config_lib.PipelineConfig, layout: layout_lib.OutputLayout,
     if draft.draft_only:
       print('Stopped after the drafts (--draft-only). Review them, then '
             f'train with: {commands.COMMANDS["tabular-run"]} --data-root '
-            f'{draft.data_root} --dataset-config '
-            f'{os.path.join(layout.draft_dir, files.DATASET_CONFIG_FILE)} '
+            f'{draft.data_root} --format {draft.input_format} '
+            f'--dataset-config {os.path.join(layout.draft_dir, files.DATASET_CONFIG_FILE)} '
             f'--output-dir {layout.root}', flush=True)
       return 0
     config = config_for(drafted)

@@ -10,8 +10,8 @@ workers can import TFX. The folder is never deleted.
 On the DirectRunner the workers are this process (or its children, which
 share the venv), and the runner stages nothing, so the sdist is never read.
 Measured: 4.4 s and 4.2 s of CPU per Beam component, four per local run,
-and 49 MB of /tmp each time (846 such folders, 41 GB, after a day of test
-runs). `skip_for_direct_runner` keeps TFX's behaviour for every other
+and 49 MB of /tmp each time (846 such folders after a day of
+test runs). `skip_for_direct_runner` keeps TFX's behaviour for every other
 runner (Dataflow, Flink, ...).
 """
 
